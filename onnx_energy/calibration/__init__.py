@@ -1,0 +1,1 @@
+"""Calibration of hardware profiles: measurement, records, fitting (see issues)."""

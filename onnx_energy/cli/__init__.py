@@ -1,0 +1,58 @@
+"""The `onnx-energy` command line: thin click commands over the library API."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import OnnxEnergyError
+from .analyze import analyze_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="onnx-energy")
+def cli() -> None:
+    """Energy and time of ONNX models: static analysis, measurement, calibration."""
+
+
+cli.add_command(analyze_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors become one line on stderr and an exit code, never a traceback.
+
+    Set ONNX_ENERGY_DEBUG=1 to see the traceback of an unexpected error.
+    """
+    try:
+        cli.main(args=argv, prog_name="onnx-energy", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("onnx-energy: interrupted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except OnnxEnergyError as exc:
+        click.echo(f"onnx-energy: error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("onnx-energy: interrupted", err=True)
+        return 130
+    except Exception as exc:  # a bug: still one line unless debugging
+        if os.environ.get("ONNX_ENERGY_DEBUG"):
+            raise
+        click.echo(f"onnx-energy: internal error: {type(exc).__name__}: {exc} "
+                   "(set ONNX_ENERGY_DEBUG=1 for the traceback)", err=True)
+        return 1
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,48 @@
+"""Click options shared by several commands, defined once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _parse_dims(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, int]:
+    dims: dict[str, int] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE")
+        try:
+            dims[name.strip()] = int(value)
+        except ValueError:
+            raise click.BadParameter(f"{item!r}: {value!r} is not an integer") from None
+    return dims
+
+
+def model_argument(fn: F) -> F:
+    return click.argument("model", type=click.Path(dir_okay=False, path_type=str))(fn)
+
+
+def dim_options(fn: F) -> F:
+    """``--dim NAME=VALUE`` (repeatable) and ``--batch-size N``."""
+    fn = click.option(
+        "--batch-size", type=click.IntRange(min=1), default=None,
+        help="Bind the symbolic leading dim of every graph input to N.",
+    )(fn)
+    return click.option(
+        "--dim", "dims", multiple=True, callback=_parse_dims, metavar="NAME=VALUE",
+        help="Bind a symbolic dimension (repeatable), e.g. --dim seq=128.",
+    )(fn)
+
+
+def format_option(*choices: str) -> Callable[[F], F]:
+    return click.option(
+        "--format", "fmt", type=click.Choice(choices), default=choices[0], show_default=True,
+        help="Output format.",
+    )

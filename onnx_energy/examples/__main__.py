@@ -1,0 +1,3 @@
+from . import write_example
+
+print(write_example())

@@ -1,0 +1,442 @@
+"""Load an ONNX model without reading its weights, check it is safe, bind its symbolic dims.
+
+The loaded model keeps every node and every tensor header. Initializers larger than
+``SMALL_TENSOR_ELEMENTS`` are detached: their shape and dtype are kept as `TensorInfo`
+records and they become typed graph inputs, so shape inference never copies weight bytes.
+Small initializers stay, because shape subgraphs (Reshape targets, Resize scales) need
+their values.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import (
+    AttributeProto,
+    GraphProto,
+    ModelProto,
+    NodeProto,
+    TensorProto,
+    ValueInfoProto,
+    numpy_helper,
+)
+from onnx import helper as onnx_helper
+
+from .dtypes import dtype_bits, dtype_name, elem_type
+from .errors import BindingError, InvalidGraphError, ModelLoadError, UnsafeModelError
+
+#: Initializers with at most this many elements keep their values (shape constants).
+SMALL_TENSOR_ELEMENTS = 1024
+#: External-data initializers with at most this many elements are read (shape constants only).
+SMALL_EXTERNAL_ELEMENTS = 64
+#: Largest dimension accepted from a model or a binding; larger ones are treated as hostile.
+MAX_DIM = 2**40
+
+Dim = int | str | None
+Shape = tuple[Dim, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TensorInfo:
+    """Static facts about one tensor: name, shape (ints, symbolic names or None), dtype."""
+
+    name: str
+    shape: Shape | None
+    dtype: str
+
+    @property
+    def is_static(self) -> bool:
+        return self.shape is not None and all(isinstance(d, int) for d in self.shape)
+
+    @property
+    def numel(self) -> int:
+        """Number of elements; the shape must be static."""
+        if not self.is_static:
+            raise ValueError(f"tensor {self.name!r} has no static shape")
+        return math.prod(self.shape)  # type: ignore[arg-type]
+
+    @property
+    def nbytes(self) -> int:
+        return (self.numel * dtype_bits(self.dtype) + 7) // 8
+
+    @property
+    def rank(self) -> int | None:
+        return None if self.shape is None else len(self.shape)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "shape": None if self.shape is None else list(self.shape),
+            "dtype": self.dtype,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One graph node with decoded attributes (subgraphs stay as GraphProto)."""
+
+    name: str
+    op_type: str
+    domain: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    attrs: Mapping[str, Any]
+    proto: NodeProto = field(repr=False, compare=False)
+
+    @classmethod
+    def from_proto(cls, proto: NodeProto, index: int) -> Node:
+        domain = "" if proto.domain in ("", "ai.onnx") else proto.domain
+        attrs = {a.name: _attribute_value(a) for a in proto.attribute}
+        return cls(
+            name=proto.name or f"{proto.op_type}_{index}",
+            op_type=proto.op_type,
+            domain=domain,
+            inputs=tuple(proto.input),
+            outputs=tuple(proto.output),
+            attrs=attrs,
+            proto=proto,
+        )
+
+
+def _attribute_value(attr: AttributeProto) -> Any:
+    if attr.type == AttributeProto.TENSOR and attr.t.data_location == TensorProto.EXTERNAL:
+        return attr.t  # never read external data here
+    if attr.type == AttributeProto.STRING:
+        return attr.s.decode("utf-8", "replace")
+    if attr.type == AttributeProto.STRINGS:
+        return [s.decode("utf-8", "replace") for s in attr.strings]
+    return onnx_helper.get_attribute_value(attr)
+
+
+@dataclass
+class LoadedModel:
+    """A model with its large weights detached (see module docstring)."""
+
+    proto: ModelProto
+    path: Path | None
+    weights: dict[str, TensorInfo]
+    input_names: list[str]
+
+    @property
+    def opsets(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for imp in self.proto.opset_import:
+            out["" if imp.domain == "ai.onnx" else imp.domain] = imp.version
+        return out
+
+    def symbolic_input_dims(self) -> list[str]:
+        """Names of the symbolic dims on the real graph inputs, in first-seen order."""
+        names: list[str] = []
+        for vi in self.proto.graph.input:
+            if vi.name in self.input_names:
+                for d in vi.type.tensor_type.shape.dim:
+                    if d.HasField("dim_param") and d.dim_param not in names:
+                        names.append(d.dim_param)
+        return names
+
+
+# ---------------------------------------------------------------------------------- loading
+
+
+def load_model(source: str | os.PathLike[str] | ModelProto) -> LoadedModel:
+    """Load a model from a path (never reading external data) or copy a given ModelProto."""
+    if isinstance(source, ModelProto):
+        proto = ModelProto()
+        proto.CopyFrom(source)
+        path = None
+    else:
+        path = Path(source)
+        proto = _read_proto(path)
+    _check_model_header(proto, path)
+    base_dir = path.parent if path is not None else None
+    for tensor, where in _iter_tensors(proto.graph):
+        if tensor.data_location == TensorProto.EXTERNAL:
+            _check_external_location(tensor, base_dir, where)
+    input_names = _real_input_names(proto.graph)
+    weights = _detach_weights(proto.graph, base_dir)
+    return LoadedModel(proto=proto, path=path, weights=weights, input_names=input_names)
+
+
+def _read_proto(path: Path) -> ModelProto:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ModelLoadError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ModelLoadError(f"{path}: cannot read ({exc.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelLoadError(f"{path}: not a regular file")
+    if st.st_size == 0:
+        raise ModelLoadError(f"{path}: empty file, not an ONNX model")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelLoadError(f"{path}: cannot read ({exc.strerror})") from None
+    proto = ModelProto()
+    try:
+        proto.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise ModelLoadError(
+            f"{path}: not a valid ONNX model (protobuf parse failed: {exc})"
+        ) from None
+    return proto
+
+
+def _check_model_header(proto: ModelProto, path: Path | None) -> None:
+    label = str(path) if path is not None else "model"
+    if not proto.HasField("graph") or proto.ir_version <= 0:
+        raise ModelLoadError(f"{label}: not an ONNX model (no graph or no IR version)")
+    if not proto.graph.node and not proto.graph.output:
+        raise ModelLoadError(f"{label}: the graph is empty")
+    newest = onnx.defs.onnx_opset_version()
+    for imp in proto.opset_import:
+        if imp.domain in ("", "ai.onnx") and imp.version > newest:
+            raise ModelLoadError(
+                f"{label}: needs ONNX opset {imp.version}, newer than the installed onnx "
+                f"{onnx.__version__} supports ({newest}); upgrade onnx"
+            )
+
+
+def _iter_tensors(graph: GraphProto, depth: int = 0) -> Iterator[tuple[TensorProto, str]]:
+    """Every TensorProto in a graph and its subgraphs, with a label saying where it is."""
+    for t in graph.initializer:
+        yield t, f"initializer {t.name!r}"
+    for st in graph.sparse_initializer:
+        yield st.values, f"sparse initializer {st.values.name!r}"
+        yield st.indices, f"sparse initializer {st.values.name!r}"
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == AttributeProto.TENSOR:
+                yield attr.t, f"attribute {attr.name!r} of node {node.name or node.op_type!r}"
+            elif attr.type == AttributeProto.TENSORS:
+                for t in attr.tensors:
+                    yield t, f"attribute {attr.name!r} of node {node.name or node.op_type!r}"
+            elif attr.type == AttributeProto.GRAPH:
+                yield from _iter_tensors(attr.g, depth + 1)
+            elif attr.type == AttributeProto.GRAPHS:
+                for g in attr.graphs:
+                    yield from _iter_tensors(g, depth + 1)
+
+
+def _external_info(tensor: TensorProto) -> dict[str, str]:
+    return {e.key: e.value for e in tensor.external_data}
+
+
+def _check_external_location(tensor: TensorProto, base_dir: Path | None, where: str) -> None:
+    location = _external_info(tensor).get("location", "")
+    if not location:
+        raise UnsafeModelError(f"{where}: external data without a location")
+    if base_dir is None:
+        return  # an in-memory model: nothing is ever read from disk
+    loc = Path(location)
+    if loc.is_absolute() or ".." in loc.parts:
+        raise UnsafeModelError(
+            f"{where}: external data location {location!r} escapes the model's folder; refused"
+        )
+    base = base_dir.resolve()
+    target = (base / loc).resolve()
+    if target != base and base not in target.parents:
+        raise UnsafeModelError(
+            f"{where}: external data location {location!r} resolves outside the model's "
+            "folder (symlink?); refused"
+        )
+    if target.exists() and not target.is_file():
+        raise UnsafeModelError(
+            f"{where}: external data location {location!r} is not a regular file; refused"
+        )
+
+
+def _real_input_names(graph: GraphProto) -> list[str]:
+    init = {t.name for t in graph.initializer} | {s.values.name for s in graph.sparse_initializer}
+    return [vi.name for vi in graph.input if vi.name not in init]
+
+
+def _tensor_header(t: TensorProto) -> TensorInfo:
+    return TensorInfo(t.name, tuple(int(d) for d in t.dims), dtype_name(t.data_type))
+
+
+def _detach_weights(graph: GraphProto, base_dir: Path | None) -> dict[str, TensorInfo]:
+    weights: dict[str, TensorInfo] = {}
+    keep: list[TensorProto] = []
+    detached: list[TensorInfo] = []
+    for t in graph.initializer:
+        info = _tensor_header(t)
+        if any(d < 0 or d > MAX_DIM for d in info.shape or ()):
+            raise InvalidGraphError(f"initializer {t.name!r} has an invalid shape {info.shape}")
+        weights[t.name] = info
+        n = math.prod(info.shape or ())
+        if t.data_location == TensorProto.EXTERNAL:
+            if n <= SMALL_EXTERNAL_ELEMENTS and base_dir is not None:
+                small = _read_small_external(t, base_dir)
+                if small is not None:
+                    keep.append(small)
+                    continue
+            detached.append(info)
+        elif n <= SMALL_TENSOR_ELEMENTS:
+            keep.append(t)
+        else:
+            detached.append(info)
+    for st in graph.sparse_initializer:
+        info = TensorInfo(st.values.name, tuple(int(d) for d in st.dims),
+                          dtype_name(st.values.data_type))
+        weights[info.name] = info
+        detached.append(info)
+    if detached:
+        del graph.initializer[:]
+        graph.initializer.extend(keep)
+        del graph.sparse_initializer[:]
+        declared = {vi.name: vi for vi in graph.input}
+        for info in detached:
+            vi = declared.get(info.name)
+            if vi is None:
+                vi = graph.input.add()
+                vi.name = info.name
+            vi.type.tensor_type.elem_type = elem_type(info.dtype)
+            vi.type.tensor_type.shape.Clear()
+            for d in info.shape or ():
+                vi.type.tensor_type.shape.dim.add().dim_value = d
+    return weights
+
+
+def _read_small_external(t: TensorProto, base_dir: Path) -> TensorProto | None:
+    """Read a tiny external tensor (a shape constant); None if its file is absent or short."""
+    info = _external_info(t)
+    path = base_dir / info["location"]
+    offset = int(info.get("offset", 0) or 0)
+    length = int(info.get("length", 0) or 0)
+    need = (math.prod(t.dims) * dtype_bits(dtype_name(t.data_type)) + 7) // 8
+    if length and length != need:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            raw = fh.read(need)
+    except OSError:
+        return None
+    if len(raw) != need:
+        return None
+    out = TensorProto()
+    out.CopyFrom(t)
+    del out.external_data[:]
+    out.data_location = TensorProto.DEFAULT
+    out.raw_data = raw
+    return out
+
+
+# ------------------------------------------------------------------------------ dim binding
+
+
+def bind_dims(
+    model: LoadedModel, dims: Mapping[str, int] | None = None, batch_size: int | None = None
+) -> dict[str, int]:
+    """Replace symbolic dims by values in place; returns the full binding that was applied.
+
+    ``dims`` binds by name; ``batch_size`` binds the symbolic leading dim of every real input.
+    """
+    dims = dict(dims or {})
+    for name, value in dims.items():
+        _check_dim_value(f"--dim {name}", value)
+    graph = model.proto.graph
+    available = model.symbolic_input_dims()
+    unknown = [n for n in dims if n not in available and not _dim_name_used(graph, n)]
+    if unknown:
+        have = ", ".join(available) if available else "none"
+        raise BindingError(
+            f"dimension {unknown[0]!r} is not in the model; its symbolic input dims are: {have}"
+        )
+    if batch_size is not None:
+        _check_dim_value("--batch-size", batch_size)
+        bound_any = False
+        for vi in graph.input:
+            if vi.name not in model.input_names:
+                continue
+            shape = vi.type.tensor_type.shape
+            if not vi.type.tensor_type.HasField("shape") or not shape.dim:
+                continue
+            lead = shape.dim[0]
+            if lead.HasField("dim_value"):
+                if lead.dim_value != batch_size and lead.dim_value > 0:
+                    raise BindingError(
+                        f"input {vi.name!r} has a fixed batch of {lead.dim_value}; "
+                        f"cannot bind --batch-size {batch_size}"
+                    )
+                continue
+            if lead.HasField("dim_param"):
+                dims.setdefault(lead.dim_param, batch_size)
+            else:
+                lead.dim_value = batch_size
+            bound_any = True
+        if not bound_any and not any(
+            vi.name in model.input_names for vi in graph.input
+        ):
+            raise BindingError("--batch-size given but the model has no inputs")
+    if dims:
+        for vi in _iter_value_infos(graph):
+            for d in vi.type.tensor_type.shape.dim:
+                if d.HasField("dim_param") and d.dim_param in dims:
+                    d.dim_value = dims[d.dim_param]
+    _check_input_dims(model)
+    return dims
+
+
+def _check_dim_value(label: str, value: int) -> None:
+    if not isinstance(value, (int, np.integer)) or value < 1 or value > MAX_DIM:
+        raise BindingError(f"{label}: {value!r} is not a dimension (1 … {MAX_DIM})")
+
+
+def _dim_name_used(graph: GraphProto, name: str) -> bool:
+    return any(
+        d.HasField("dim_param") and d.dim_param == name
+        for vi in _iter_value_infos(graph)
+        for d in vi.type.tensor_type.shape.dim
+    )
+
+
+def _iter_value_infos(graph: GraphProto) -> Iterator[ValueInfoProto]:
+    yield from graph.input
+    yield from graph.output
+    yield from graph.value_info
+
+
+def _check_input_dims(model: LoadedModel) -> None:
+    for vi in model.proto.graph.input:
+        for d in vi.type.tensor_type.shape.dim:
+            if d.HasField("dim_value") and (d.dim_value < 0 or d.dim_value > MAX_DIM):
+                raise InvalidGraphError(
+                    f"input {vi.name!r} has an invalid dimension {d.dim_value}"
+                )
+
+
+def tensor_info_from_value_info(vi: ValueInfoProto) -> TensorInfo:
+    """TensorInfo of a ValueInfoProto (non-tensor types get an unknown shape)."""
+    tt = vi.type.tensor_type
+    if not vi.type.HasField("tensor_type") or not tt.HasField("shape"):
+        return TensorInfo(vi.name, None, dtype_name(tt.elem_type))
+    dims: list[Dim] = []
+    for d in tt.shape.dim:
+        if d.HasField("dim_value"):
+            dims.append(int(d.dim_value))
+        elif d.HasField("dim_param") and d.dim_param:
+            dims.append(d.dim_param)
+        else:
+            dims.append(None)
+    return TensorInfo(vi.name, tuple(dims), dtype_name(tt.elem_type))
+
+
+def constant_value(t: TensorProto) -> np.ndarray | None:
+    """Value of an embedded tensor, or None when its data is external."""
+    if t.data_location == TensorProto.EXTERNAL:
+        return None
+    try:
+        return numpy_helper.to_array(t)
+    except Exception:  # malformed tensor payloads are treated as unknown values
+        return None

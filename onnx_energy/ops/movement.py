@@ -1,0 +1,17 @@
+"""Ops that only move, copy, select or reinterpret data: no arithmetic, bytes still counted."""
+
+from __future__ import annotations
+
+from .registry import register_movement
+
+MOVEMENT_OPS = (
+    "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split",
+    "Slice", "Gather", "GatherElements", "GatherND", "Shape", "Size", "Expand", "Tile", "Cast",
+    "CastLike", "Constant", "ConstantOfShape", "Pad", "DepthToSpace", "SpaceToDepth",
+    "ScatterND", "ScatterElements", "Scatter", "Where", "Dropout", "Compress", "ReverseSequence",
+    "Trilu", "OneHot", "EyeLike", "SplitToSequence", "ConcatFromSequence", "SequenceAt",
+    "SequenceConstruct", "SequenceEmpty", "SequenceErase", "SequenceInsert", "SequenceLength",
+    "Optional", "OptionalGetElement", "OptionalHasElement", "NonZero", "Range",
+)
+
+register_movement(*MOVEMENT_OPS)

@@ -1,0 +1,1 @@
+"""Analysis passes: shapes, costs (MACs, FLOPs, basic operations), and more."""

@@ -1,0 +1,42 @@
+"""Helpers shared by tests: tiny models built in code with onnx.helper."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+
+def make_model(
+    nodes: Sequence[onnx.NodeProto],
+    inputs: Sequence[tuple[str, Sequence[int | str | None], int]],
+    outputs: Sequence[tuple[str, Sequence[int | str | None] | None, int]] = (),
+    initializers: dict[str, np.ndarray] | None = None,
+    opset: int = 17,
+    extra_opsets: dict[str, int] | None = None,
+) -> onnx.ModelProto:
+    """A model from nodes, (name, shape, elem_type) inputs/outputs and numpy initializers."""
+    outs = list(outputs) or [(nodes[-1].output[0], None, TensorProto.FLOAT)]
+    graph = helper.make_graph(
+        list(nodes), "test",
+        [helper.make_tensor_value_info(n, t, s) for n, s, t in inputs],
+        [helper.make_tensor_value_info(n, t, s) for n, s, t in outs],
+        [numpy_helper.from_array(v, k) for k, v in (initializers or {}).items()],
+    )
+    opsets = [helper.make_opsetid("", opset)]
+    opsets += [helper.make_opsetid(d, v) for d, v in (extra_opsets or {}).items()]
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 8
+    return model
+
+
+def weights(*shape: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+@pytest.fixture
+def f32() -> int:
+    return TensorProto.FLOAT
