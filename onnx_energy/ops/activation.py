@@ -26,9 +26,8 @@ ACTIVATIONS: dict[str, BasicOps] = {
     "Softplus": B(add=1, root=2),               # log(1+exp(x))
     "Softsign": B(sub=1, add=1, div=1),         # x/(1+|x|)
     "Mish": B(add=1, mul=1, root=3),            # x*tanh(log(1+exp(x)))
-    "Swish": B(sub=1, add=1, div=1, root=1, mul=1),  # x*sigmoid(x)
     "Clip": B(sub=2),                           # two comparisons
-    "Shrink": B(sub=2),                         # compare |x| with lambd, x -+ bias
+    "Shrink": B(sub=2, add=1),                  # two compares with -+lambd, then x -+ bias
 }
 
 for _op, _per_element in ACTIVATIONS.items():
@@ -45,3 +44,10 @@ def _gelu(f):
 
 
 register("Gelu")(_gelu)
+
+
+@register("Swish")
+def _swish(f):
+    # x*sigmoid(alpha*x): sigmoid as eq. 2 (sub, add, div, root), x*s, and alpha*x if alpha != 1
+    alpha_mul = int(float(f.attr("alpha", 1.0)) != 1.0)
+    return elementwise(B(sub=1, add=1, div=1, root=1, mul=1 + alpha_mul))(f)

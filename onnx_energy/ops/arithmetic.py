@@ -74,5 +74,11 @@ register("Mean")(_variadic(B(add=1), B(div=1)))
 
 @register("CumSum")
 def cumsum(f: NodeFacts) -> Cost:
+    # A running sum of L elements takes L-1 adds per line along the axis (all n if unknown).
     n = f.out_numel(0)
-    return Cost(flops=n, bops=B(add=n))
+    axis, shape = f.value(1), f.out_shape(0)
+    adds = n
+    if axis is not None and axis.size == 1 and shape:
+        length = shape[int(axis.reshape(-1)[0]) % len(shape)]
+        adds = n - (n // length if length else 0)
+    return Cost(flops=adds, bops=B(add=adds))

@@ -51,7 +51,9 @@ def einsum(f: NodeFacts) -> Cost:
         if "..." in labels:
             n_ellipsis = len(shape) - (len(labels) - 1)
             at = labels.index("...")
-            labels = labels[:at] + [f"...{j}" for j in range(n_ellipsis)] + labels[at + 1:]
+            # Ellipsis dims broadcast right-aligned: name them by distance from the end.
+            dots = [f"...{n_ellipsis - j}" for j in range(n_ellipsis)]
+            labels = labels[:at] + dots + labels[at + 1:]
         if len(labels) != len(shape):
             raise ShapeUnknownError(f"einsum term {term!r} does not match rank {len(shape)}")
         for label, dim in zip(labels, shape, strict=True):

@@ -8,10 +8,13 @@ MOVEMENT_OPS = (
     "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split",
     "Slice", "Gather", "GatherElements", "GatherND", "Shape", "Size", "Expand", "Tile", "Cast",
     "CastLike", "Constant", "ConstantOfShape", "Pad", "DepthToSpace", "SpaceToDepth",
-    "ScatterND", "ScatterElements", "Scatter", "Where", "Dropout", "Compress", "ReverseSequence",
+    "Scatter", "Where", "Dropout", "Compress", "ReverseSequence",
     "Trilu", "OneHot", "EyeLike", "SplitToSequence", "ConcatFromSequence", "SequenceAt",
     "SequenceConstruct", "SequenceEmpty", "SequenceErase", "SequenceInsert", "SequenceLength",
     "Optional", "OptionalGetElement", "OptionalHasElement", "NonZero", "Range",
+    "BitCast", "CenterCropPad", "MaxUnpool", "TensorScatter",
+    # String ops: character processing, no arithmetic datapath (strings count 0 bytes).
+    "StringConcat", "StringNormalizer", "StringSplit", "RegexFullMatch",
 )
 
 register_movement(*MOVEMENT_OPS)

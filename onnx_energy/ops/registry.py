@@ -187,13 +187,21 @@ def _load_rules() -> None:
     from . import (  # noqa: F401  (importing registers the rules)
         activation,
         arithmetic,
+        attention,
+        contrib,
+        control_flow,
         conv,
+        detection,
         linalg,
+        misc,
         movement,
         normalization,
         pooling,
+        quantized,
         reduce,
         resize,
+        rnn,
+        signal,
     )
 
 

@@ -1,0 +1,88 @@
+"""Recurrent layers: RNN, GRU, LSTM (and com.microsoft DynamicQuantizeLSTM).
+
+MACs: every step of every direction computes ``gates × hidden`` dot products of length
+``input + hidden`` (``W·x_t`` and ``R·h_{t-1}`` summed), so
+
+    MACs = gates · hidden · (input + hidden) · seq_length · batch · directions
+
+with gates = 1 (RNN), 3 (GRU), 4 (LSTM). Bias ``B = [Wb, Rb]`` adds two per gate output.
+The gate non-linearities and the cell update are counted per hidden unit and step:
+
+- RNN:  f(·)
+- GRU:  f(z), f(r), g(h̃), r ⊙ h (mul), h = (1 − z) ⊙ h̃ + z ⊙ h_{t-1} (sub, 2 mul, add)
+- LSTM: f(i), f(f), f(o), g(c̃), h(c), c = f ⊙ c + i ⊙ c̃ (2 mul, add), h = o ⊙ h(c) (mul),
+  plus peepholes (3 mul, 3 add) when P is given
+
+with the default activations (RNN Tanh; GRU Sigmoid, Tanh; LSTM Sigmoid, Tanh, Tanh) or the
+``activations`` attribute. ``clip`` adds two comparisons per gate pre-activation.
+"""
+
+from __future__ import annotations
+
+from .activation import ACTIVATIONS
+from .conv import dot_cost
+from .registry import BasicOps, Cost, NodeFacts, register
+
+B = BasicOps
+GATES = {"RNN": 1, "GRU": 3, "LSTM": 4, "DynamicQuantizeLSTM": 4}
+DEFAULT_ACTIVATIONS = {
+    "RNN": ("Tanh",),
+    "GRU": ("Sigmoid", "Tanh"),
+    "LSTM": ("Sigmoid", "Tanh", "Tanh"),
+    "DynamicQuantizeLSTM": ("Sigmoid", "Tanh", "Tanh"),
+}
+EXTRA_ACTIVATIONS = {
+    "Affine": B(mul=1, add=1),
+    "ScaledTanh": B(mul=2, root=1),
+}
+
+
+def activation_bops(name: str) -> BasicOps:
+    """Per-element basic operations of an RNN activation function by its ONNX name."""
+    for table in (ACTIVATIONS, EXTRA_ACTIVATIONS):
+        for key, bops in table.items():
+            if key.lower() == name.lower():
+                return bops
+    return B(root=1)  # an unknown function: one transcendental
+
+
+def _per_unit_step(op: str, f: NodeFacts) -> BasicOps:
+    acts = [str(a) for a in (f.attr("activations") or DEFAULT_ACTIVATIONS[op])]
+    names = acts[: len(DEFAULT_ACTIVATIONS[op])]
+    fa = activation_bops(names[0])
+    if op == "RNN":
+        return fa
+    ga = activation_bops(names[1] if len(names) > 1 else "Tanh")
+    if op == "GRU":
+        return fa * 2 + ga + B(mul=3, sub=1, add=1)
+    ha = activation_bops(names[2] if len(names) > 2 else "Tanh")
+    per = fa * 3 + ga + ha + B(mul=3, add=1)
+    if f.has_input(7):  # peepholes
+        per = per + B(mul=3, add=3)
+    return per
+
+
+def recurrent_cost(
+    op: str, f: NodeFacts, *, seq: int, batch: int, directions: int, input_size: int,
+    hidden: int,
+) -> Cost:
+    gates = GATES[op]
+    steps = seq * batch * directions
+    outputs = steps * gates * hidden
+    has_bias = f.has_input(3)
+    cost = dot_cost(outputs * (input_size + hidden), outputs, 2 * outputs if has_bias else 0)
+    per_step = _per_unit_step(op, f) * hidden
+    if f.attr("clip") is not None:
+        per_step = per_step + B(sub=2 * gates * hidden)
+    bops = per_step * steps
+    return cost + Cost(flops=bops.total, bops=bops)
+
+
+@register("RNN", "GRU", "LSTM")
+def recurrent(f: NodeFacts) -> Cost:
+    x, w = f.shape(0), f.shape(1)  # X (S, B, I) or (B, S, I) with layout=1; W (D, G·H, I)
+    op = f.node.op_type
+    seq, batch = (x[1], x[0]) if int(f.attr("layout", 0)) else (x[0], x[1])
+    hidden = int(f.attr("hidden_size", 0)) or w[1] // GATES[op]
+    return recurrent_cost(op, f, seq=seq, batch=batch, directions=w[0], input_size=x[2],
+                          hidden=hidden)
