@@ -1,0 +1,613 @@
+"""Training level of the transistor-operations model (Li et al., Alg. 1 and 2).
+
+Training adds, per node, the basic operations of its backward pass (``C_bp``) and, on the
+graph output, the basic operations of the loss (``C_loss``). Backward rules are written per
+*family* of ops; an op's family comes from the table `FAMILIES` and otherwise from its
+registry kind (`backward_family`), so every registered op, including ops added later, has a
+backward rule:
+
+- ``movement`` kind: data movement only (zero arithmetic), except where the adjoint sums
+  copies back (Expand/Tile: broadcast -> reduce-sum; Gather*: scatter-add);
+- ``compute`` kind without an entry: ``2 x forward`` (the backward of a product is two
+  products of the forward's size; Kaplan et al.'s "backward = 2 x forward" for the rest).
+
+Gradients flow only where autograd would send them: a tensor requires a gradient when it is
+a trainable weight (a float initializer, BatchNormalization running statistics excluded) or
+is computed from one, and a node's backward runs only when its output reaches the loss. The
+graph's data inputs get no gradient, so the first layer computes dW but not dX.
+
+Every rule is written out in docs/basic_ops.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..graph import Node, TensorInfo
+from ..ops.registry import ZERO_BOPS, BasicOps, Cost, OpRule, ShapeUnknownError, all_rules
+
+B = BasicOps
+
+PHASES = ("inference", "training")
+LOSSES = ("ce", "mse")
+
+
+@dataclass(frozen=True, slots=True)
+class GradContext:
+    """What a backward rule may read: the node, its tensors, its forward cost, and which
+    inputs the gradient must reach (``needs[i]``)."""
+
+    node: Node
+    inputs: tuple[TensorInfo | None, ...]
+    outputs: tuple[TensorInfo | None, ...]
+    forward: Cost
+    needs: tuple[bool, ...]
+    values: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def value(self, i: int) -> np.ndarray | None:
+        """Known constant value of input ``i`` (small initializers, folded shapes)."""
+        if i >= len(self.node.inputs) or not self.node.inputs[i]:
+            return None
+        return self.values.get(self.node.inputs[i])
+
+    def attr(self, name: str, default: object = None) -> object:
+        return self.node.attrs.get(name, default)
+
+    def need(self, i: int) -> bool:
+        return i < len(self.needs) and self.needs[i]
+
+    def numel(self, i: int) -> int:
+        t = self.inputs[i] if i < len(self.inputs) else None
+        if t is None or not t.is_static:
+            raise ShapeUnknownError(t.name if t is not None else "?")
+        return t.numel
+
+    def out_numel(self, i: int = 0) -> int:
+        t = self.outputs[i] if i < len(self.outputs) else None
+        if t is None or not t.is_static:
+            raise ShapeUnknownError(t.name if t is not None else "?")
+        return t.numel
+
+    def shape(self, i: int) -> tuple[int, ...]:
+        self.numel(i)
+        return self.inputs[i].shape  # type: ignore[union-attr,return-value]
+
+
+BackwardRule = Callable[[GradContext], BasicOps]
+
+
+def _broadcast_sum(ctx: GradContext, i: int) -> BasicOps:
+    """Adds that sum a broadcast input's gradient back to its shape."""
+    return B(add=max(ctx.out_numel(0) - ctx.numel(i), 0))
+
+
+# ------------------------------------------------------------------------- dot products
+
+
+def _dot(operands: Sequence[int] | None = (0, 1), bias: int | None = 2) -> BackwardRule:
+    """One product of the forward's size per operand that needs a gradient.
+
+    A product of ``macs`` multiplies accumulated into T gradient elements costs ``macs`` mul
+    and ``macs - T`` add (dX = dY.W^T, dW = X^T.dY). The bias gradient sums dY down to the
+    bias (``outputs - numel(bias)`` adds); alpha/beta scaling muls are repeated once.
+    """
+
+    def rule(ctx: GradContext) -> BasicOps:
+        macs = ctx.forward.macs
+        out = ZERO_BOPS
+        idx = range(len(ctx.inputs)) if operands is None else operands
+        for i in idx:
+            if ctx.need(i):
+                out += B(mul=macs, add=max(macs - ctx.numel(i), 0))
+        if bias is not None and ctx.forward.bias and ctx.need(bias):
+            out += B(add=max(ctx.forward.bias - ctx.numel(bias), 0))
+        scale_muls = ctx.forward.bops.mul - macs
+        if scale_muls > 0:
+            out += B(mul=scale_muls)
+        return out
+
+    return rule
+
+
+def _einsum(ctx: GradContext) -> BasicOps:
+    if sum(1 for t in ctx.inputs if t is not None) >= 2:
+        return _dot(None, None)(ctx)
+    return ZERO_BOPS  # a single operand: a sum or transpose, whose adjoint is a broadcast
+
+
+# ------------------------------------------------------------------- element-wise unary
+
+#: Per element of the output, dX = dY * f'(x): the derivative's basic operations, chain-rule
+#: multiply included. The forward output y is saved and reused where f' is written in y.
+UNARY: dict[str, BasicOps] = {
+    "Relu": B(sub=1),                          # x > 0 selects dY (a select is free)
+    "LeakyRelu": B(sub=1, mul=1),              # compare, alpha*dY on the negative side
+    "ThresholdedRelu": B(sub=1),               # compare with alpha
+    "Sigmoid": B(sub=1, mul=2),                # dY * y * (1 - y)
+    "HardSigmoid": B(sub=2, mul=1),            # two compares for the linear part, alpha*dY
+    "HardSwish": B(sub=2, mul=2, add=1),       # compares, dY * (2*alpha*x + beta)
+    "Tanh": B(mul=2, sub=1),                   # dY * (1 - y^2)
+    "Erf": B(mul=3, sub=1, root=1),            # dY * 2/sqrt(pi) * exp(-x^2)
+    "Elu": B(sub=1, add=1, mul=1),             # x > 0 ? dY : dY * (y + alpha)
+    "Celu": B(sub=1, div=1, add=1, mul=1),     # x > 0 ? dY : dY * (y/alpha + 1)
+    "Selu": B(sub=1, add=1, mul=1),            # x > 0 ? gamma*dY : dY * (y + gamma*alpha)
+    "Softplus": B(sub=1, add=1, div=1, root=1, mul=1),  # dY * sigmoid(x)
+    "Softsign": B(sub=1, add=1, mul=1, div=1),  # dY / (1 + |x|)^2
+    "Mish": B(add=3, sub=2, mul=4, div=1, root=4),  # tanh(sp) + x*sigmoid(x)*(1-tanh^2(sp))
+    "Swish": B(sub=2, add=2, mul=3, div=1, root=1),  # s*(1 + x*(1-s)), s = sigmoid(x)
+    "Clip": B(sub=2),                          # two compares route dY
+    "Shrink": B(sub=2),                        # two compares route dY
+    "Neg": B(sub=1),                           # -dY
+    "Abs": B(sub=2),                           # compare, negate where x < 0
+    "Reciprocal": B(mul=2, sub=1),             # -dY * y^2
+    "Sqrt": B(mul=1, div=1),                   # dY / (2y)
+    "Exp": B(mul=1),                           # dY * y
+    "Log": B(div=1),                           # dY / x
+    "Sin": B(root=1, mul=1),                   # dY * cos(x)
+    "Cos": B(root=1, mul=1, sub=1),            # -dY * sin(x)
+    "Tan": B(mul=2, add=1),                    # dY * (1 + y^2)
+    "Asin": B(mul=1, sub=1, root=1, div=1),    # dY / sqrt(1 - x^2)
+    "Acos": B(mul=1, sub=2, root=1, div=1),    # -dY / sqrt(1 - x^2)
+    "Atan": B(mul=1, add=1, div=1),            # dY / (1 + x^2)
+    "Sinh": B(root=1, mul=1),                  # dY * cosh(x)
+    "Cosh": B(root=1, mul=1),                  # dY * sinh(x)
+    "Asinh": B(mul=1, add=1, root=1, div=1),   # dY / sqrt(x^2 + 1)
+    "Acosh": B(mul=1, sub=1, root=1, div=1),   # dY / sqrt(x^2 - 1)
+    "Atanh": B(mul=1, sub=1, div=1),           # dY / (1 - x^2)
+    "CumSum": B(add=1),                        # reverse cumulative sum of dY
+}
+
+GELU_ERF = B(add=2, mul=6, div=1, root=2)      # Phi(x) + x*phi(x), both recomputed
+GELU_TANH = B(add=4, sub=1, mul=12, root=1)    # 0.5(1+t) + 0.5x(1-t^2)c(1+3a x^2), t recomputed
+
+
+def _unary(per: BasicOps) -> BackwardRule:
+    def rule(ctx: GradContext) -> BasicOps:
+        return per * ctx.out_numel(0) if ctx.need(0) else ZERO_BOPS
+
+    return rule
+
+
+def _gelu(ctx: GradContext) -> BasicOps:
+    per = GELU_TANH if ctx.attr("approximate", "none") == "tanh" else GELU_ERF
+    return _unary(per)(ctx)
+
+
+def _prelu(ctx: GradContext) -> BasicOps:
+    n = ctx.out_numel(0)
+    out = B(sub=n, mul=n) if ctx.need(0) else ZERO_BOPS  # compare, slope*dY
+    if ctx.need(1):  # dSlope = sum of dY * x where x < 0
+        out += B(mul=n) + _broadcast_sum(ctx, 1)
+    return out
+
+
+# ----------------------------------------------------------------- element-wise binary
+
+#: Per output element, the gradient of each input (then summed back over broadcast axes).
+BINARY: dict[str, tuple[BasicOps, BasicOps]] = {
+    "Add": (B(), B()),                                 # dA = dY, dB = dY
+    "Sub": (B(), B(sub=1)),                            # dB = -dY
+    "Mul": (B(mul=1), B(mul=1)),                       # dA = dY*b, dB = dY*a
+    "Div": (B(div=1), B(mul=1, div=1, sub=1)),         # dA = dY/b, dB = -dY*y/b
+    "Mod": (B(), B(div=1, sub=2, mul=1)),              # dB = -dY*trunc(a/b)
+    "Pow": (B(mul=2, div=1), B(root=1, mul=2)),        # dA = dY*e*y/x, dB = dY*y*ln(x)
+}
+
+#: Pow with a constant exponent: the base's gradient per element.
+POW_CONST: dict[float, BasicOps] = {
+    2.0: B(mul=2), 3.0: B(mul=3), 1.0: B(), 0.5: B(mul=1, div=1), -1.0: B(mul=2, sub=1),
+}
+
+
+def _binary(grads: tuple[BasicOps, BasicOps]) -> BackwardRule:
+    def rule(ctx: GradContext) -> BasicOps:
+        n = ctx.out_numel(0)
+        out = ZERO_BOPS
+        for i, per in enumerate(grads):
+            if ctx.need(i):
+                out += per * n + _broadcast_sum(ctx, i)
+        return out
+
+    return rule
+
+
+def _pow(ctx: GradContext) -> BasicOps:
+    e = ctx.value(1)
+    if not ctx.need(1) and e is not None and e.size == 1 and ctx.need(0):
+        # A constant scalar exponent (x**2 in decomposed LayerNorm, x**0.5, 1/x).
+        per = POW_CONST.get(float(e.reshape(-1)[0]), BINARY["Pow"][0])
+        return per * ctx.out_numel(0) + _broadcast_sum(ctx, 0)
+    return _binary(BINARY["Pow"])(ctx)
+
+
+def _variadic(per_input: BasicOps, once: BasicOps = ZERO_BOPS) -> BackwardRule:
+    """Sum/Max/Min/Mean: each input's gradient, plus work done once per output element."""
+
+    def rule(ctx: GradContext) -> BasicOps:
+        n = ctx.out_numel(0)
+        out = ZERO_BOPS
+        for i in range(len(ctx.inputs)):
+            if ctx.need(i):
+                out += per_input * n + _broadcast_sum(ctx, i)
+        if any(ctx.needs):
+            out += once * n
+        return out
+
+    return rule
+
+
+# ------------------------------------------------------------ reductions, pooling, norms
+
+#: (per input element, per output element) of the gradient; broadcasting dY back is free.
+REDUCTIONS: dict[str, tuple[BasicOps, BasicOps]] = {
+    "ReduceSum": (B(), B()),                       # broadcast dY
+    "ReduceMean": (B(), B(div=1)),                 # dY / n, broadcast
+    "ReduceMax": (B(sub=1), B()),                  # x == y routes dY
+    "ReduceMin": (B(sub=1), B()),
+    "ReduceProd": (B(mul=1, div=1), B()),          # dY * y / x
+    "ReduceL1": (B(sub=2), B()),                   # dY * sign(x)
+    "ReduceL2": (B(mul=1), B(div=1)),              # x * (dY / y)
+    "ReduceSumSquare": (B(mul=2), B()),            # 2x * dY
+    "ReduceLogSum": (B(), B(div=1)),               # dY / sum, broadcast
+    "ReduceLogSumExp": (B(sub=1, root=1, mul=1), B()),  # dY * exp(x - y)
+}
+
+
+def _reduction(per_in: BasicOps, per_out: BasicOps) -> BackwardRule:
+    def rule(ctx: GradContext) -> BasicOps:
+        if not ctx.need(0):
+            return ZERO_BOPS
+        return per_in * ctx.numel(0) + per_out * ctx.out_numel(0)
+
+    return rule
+
+
+def _kernel_volume(ctx: GradContext) -> int:
+    return math.prod(ctx.attr("kernel_shape", [1]))  # type: ignore[arg-type]
+
+
+def _max_pool(ctx: GradContext) -> BasicOps:
+    # dY scatter-added at each window's saved argmax (windows may overlap).
+    return B(add=ctx.out_numel(0)) if ctx.need(0) else ZERO_BOPS
+
+
+def _average_pool(ctx: GradContext) -> BasicOps:
+    # dY / window, accumulated into every element of the window.
+    if not ctx.need(0):
+        return ZERO_BOPS
+    n = ctx.out_numel(0)
+    return B(div=n, add=_kernel_volume(ctx) * n)
+
+
+def _lp_pool(ctx: GradContext) -> BasicOps:
+    # p = 2: dX = x * dY / y accumulated over windows; otherwise |x|^(p-1) sign(x) / y^(p-1).
+    if not ctx.need(0):
+        return ZERO_BOPS
+    n = ctx.out_numel(0)
+    taps = _kernel_volume(ctx) * n
+    if int(ctx.attr("p", 2)) == 2:  # type: ignore[arg-type]
+        return B(mul=taps, add=taps, div=n)
+    return B(root=taps, mul=taps, add=taps) + B(root=n, div=n)
+
+
+def _global_pool(per_in: BasicOps, per_channel: BasicOps) -> BackwardRule:
+    def rule(ctx: GradContext) -> BasicOps:
+        if not ctx.need(0):
+            return ZERO_BOPS
+        shape = ctx.shape(0)
+        return per_in * math.prod(shape) + per_channel * math.prod(shape[:2])
+
+    return rule
+
+
+def _global_lp_pool(ctx: GradContext) -> BasicOps:
+    if int(ctx.attr("p", 2)) == 2:  # type: ignore[arg-type]
+        return _global_pool(B(mul=1), B(div=1))(ctx)
+    return _global_pool(B(root=1, mul=1), B(root=1, div=1))(ctx)
+
+
+def norm_backward(elements: int, rows: int, gamma: bool, beta: bool) -> BasicOps:
+    """Gradient of a mean/variance normalization over ``rows`` groups of ``elements``.
+
+    dx = rstd * (g - mean(g) - xh * mean(g * xh)) with g = dY*gamma, xh = (x - mean)*rstd:
+    per element xh (sub, mul), g (mul), two sums (2 add), g*xh (mul), xh*m2 (mul), two subs,
+    *rstd (mul); per row the two means (2 div). dGamma = sum dY*xh (mul, add), dBeta = sum dY.
+    """
+    per = B(add=2, sub=3, mul=4) + B(mul=int(gamma)) + B(mul=int(gamma), add=int(gamma))
+    per += B(add=int(beta))
+    return per * elements + B(div=2) * rows
+
+
+def _batch_norm(ctx: GradContext) -> BasicOps:
+    # The training-mode gradient (batch statistics per channel over N and the spatial axes).
+    if not any(ctx.needs):
+        return ZERO_BOPS
+    shape = ctx.shape(0)
+    channels = shape[1] if len(shape) > 1 else 1
+    return norm_backward(math.prod(shape), channels, ctx.need(1), ctx.need(2))
+
+
+def _axis_rows(ctx: GradContext) -> tuple[int, int]:
+    shape = ctx.shape(0)
+    axis = int(ctx.attr("axis", -1)) % len(shape)  # type: ignore[arg-type]
+    return math.prod(shape), math.prod(shape[:axis])
+
+
+def _layer_norm(ctx: GradContext) -> BasicOps:
+    if not any(ctx.needs):
+        return ZERO_BOPS
+    n, rows = _axis_rows(ctx)
+    return norm_backward(n, rows, ctx.need(1), ctx.need(2))
+
+
+def _instance_norm(ctx: GradContext) -> BasicOps:
+    if not any(ctx.needs):
+        return ZERO_BOPS
+    shape = ctx.shape(0)
+    return norm_backward(math.prod(shape), math.prod(shape[:2]), ctx.need(1), ctx.need(2))
+
+
+def _group_norm(ctx: GradContext) -> BasicOps:
+    if not any(ctx.needs):
+        return ZERO_BOPS
+    shape = ctx.shape(0)
+    groups = int(ctx.attr("num_groups", 1))  # type: ignore[arg-type]
+    return norm_backward(math.prod(shape), shape[0] * groups, ctx.need(1), ctx.need(2))
+
+
+def _rms_norm(ctx: GradContext) -> BasicOps:
+    # dx = rstd * (g - xh * mean(g * xh)): xh (mul), g (mul), g*xh (mul), sum (add),
+    # xh*m (mul), sub, *rstd (mul) per element, a div per row; dGamma = sum dY*xh (mul, add).
+    if not any(ctx.needs):
+        return ZERO_BOPS
+    n, rows = _axis_rows(ctx)
+    gamma = ctx.need(1)
+    return B(mul=5 + gamma, add=1 + gamma, sub=1) * n + B(div=rows)
+
+
+def _lp_norm(ctx: GradContext) -> BasicOps:
+    # y = x / |x|: dx = (dY - y * sum(dY * y)) / |x|.
+    if not ctx.need(0):
+        return ZERO_BOPS
+    return B(mul=2, add=1, sub=1, div=1) * ctx.numel(0)
+
+
+def _softmax(ctx: GradContext) -> BasicOps:
+    # Softmax: dx = y * (dY - sum(dY * y)); LogSoftmax: dx = dY - exp(y) * sum(dY).
+    if not ctx.need(0):
+        return ZERO_BOPS
+    n = ctx.numel(0)
+    if ctx.node.op_type == "LogSoftmax":
+        return B(add=1, root=1, mul=1, sub=1) * n
+    return B(mul=2, add=1, sub=1) * n
+
+
+def _resize(ctx: GradContext) -> BasicOps:
+    # The adjoint of interpolation scatters each output's dY into the same taps: the forward's
+    # muls and one accumulate per tap; nearest scatter-adds the copies back.
+    if not ctx.need(0):
+        return ZERO_BOPS
+    n_out, n_in = ctx.out_numel(0), ctx.numel(0)
+    fwd = ctx.forward.bops
+    if fwd.total == 0:
+        return B(add=max(n_out - n_in, 0))
+    return fwd + B(add=n_out)
+
+
+# ------------------------------------------------------------------------------ movement
+
+
+def _zero(_: GradContext) -> BasicOps:
+    return ZERO_BOPS
+
+
+def _expand(ctx: GradContext) -> BasicOps:
+    # Broadcast copies: their gradients are summed back.
+    return _broadcast_sum(ctx, 0) if ctx.need(0) else ZERO_BOPS
+
+
+def _gather(ctx: GradContext) -> BasicOps:
+    # Scatter-add of dY into the gathered-from tensor (embedding rows may repeat).
+    return B(add=ctx.out_numel(0)) if ctx.need(0) else ZERO_BOPS
+
+
+def _generic(ctx: GradContext) -> BasicOps:
+    return ctx.forward.bops * 2 if any(ctx.needs) else ZERO_BOPS
+
+
+# ------------------------------------------------------------------------ family tables
+
+#: family name -> (rule, one-line description for docs and reports)
+FAMILY_RULES: dict[str, BackwardRule] = {
+    "dot": _dot(),
+    "einsum": _einsum,
+    "unary": lambda ctx: _unary(UNARY[ctx.node.op_type])(ctx),
+    "gelu": _gelu,
+    "prelu": _prelu,
+    "binary": lambda ctx: _binary(BINARY[ctx.node.op_type])(ctx),
+    "pow": _pow,
+    "sum": _variadic(B()),
+    "mean": _variadic(B(), B(div=1)),
+    "select": _variadic(B(sub=1)),
+    "piecewise_constant": _zero,
+    "reduction": lambda ctx: _reduction(*REDUCTIONS[ctx.node.op_type])(ctx),
+    "max_pool": _max_pool,
+    "average_pool": _average_pool,
+    "lp_pool": _lp_pool,
+    "global_average_pool": _global_pool(B(), B(div=1)),
+    "global_max_pool": _global_pool(B(sub=1), B()),
+    "global_lp_pool": _global_lp_pool,
+    "batch_norm": _batch_norm,
+    "layer_norm": _layer_norm,
+    "instance_norm": _instance_norm,
+    "group_norm": _group_norm,
+    "rms_norm": _rms_norm,
+    "lp_norm": _lp_norm,
+    "softmax": _softmax,
+    "resize": _resize,
+    "movement": _zero,
+    "broadcast": _expand,
+    "gather": _gather,
+    "generic": _generic,
+}
+
+_PIECEWISE_CONSTANT = (
+    "Floor", "Ceil", "Round", "Sign", "Equal", "Less", "Greater", "LessOrEqual",
+    "GreaterOrEqual", "IsNaN", "IsInf", "BitShift", "Not", "And", "Or", "Xor", "BitwiseAnd",
+    "BitwiseOr", "BitwiseXor", "BitwiseNot", "Hardmax", "ArgMax", "ArgMin",
+)
+
+#: ONNX-domain op -> family; ops not listed take their family from their registry kind.
+FAMILIES: dict[str, str] = {
+    "Conv": "dot", "ConvTranspose": "dot", "Gemm": "dot", "MatMul": "dot", "Einsum": "einsum",
+    **{op: "unary" for op in UNARY},
+    "Gelu": "gelu", "PRelu": "prelu",
+    **{op: "binary" for op in BINARY if op != "Pow"},
+    "Pow": "pow", "Sum": "sum", "Mean": "mean", "Max": "select", "Min": "select",
+    **{op: "piecewise_constant" for op in _PIECEWISE_CONSTANT},
+    **{op: "reduction" for op in REDUCTIONS},
+    "MaxPool": "max_pool", "AveragePool": "average_pool", "LpPool": "lp_pool",
+    "GlobalAveragePool": "global_average_pool", "GlobalMaxPool": "global_max_pool",
+    "GlobalLpPool": "global_lp_pool",
+    "BatchNormalization": "batch_norm", "LayerNormalization": "layer_norm",
+    "InstanceNormalization": "instance_norm", "GroupNormalization": "group_norm",
+    "RMSNormalization": "rms_norm", "LpNormalization": "lp_norm",
+    "Softmax": "softmax", "LogSoftmax": "softmax",
+    "Resize": "resize", "Upsample": "resize",
+    "Expand": "broadcast", "Tile": "broadcast",
+    "Gather": "gather", "GatherElements": "gather", "GatherND": "gather",
+}
+
+#: The family of each registry kind for ops without an entry in `FAMILIES`.
+KIND_FAMILIES: dict[str, str] = {"movement": "movement", "compute": "generic"}
+
+
+def backward_family(rule: OpRule) -> str | None:
+    """The backward family of a registered op; None if its kind has no backward rule."""
+    if rule.domain == "" and rule.op_type in FAMILIES:
+        return FAMILIES[rule.op_type]
+    return KIND_FAMILIES.get(rule.kind)
+
+
+def backward_families() -> dict[tuple[str, str], str | None]:
+    """The family of every op in the registry (for docs and the completeness test)."""
+    return {key: backward_family(r) for key, r in all_rules().items()}
+
+
+# ------------------------------------------------------------------------------- loss
+
+
+def loss_bops(output: TensorInfo | None, loss: str) -> BasicOps:
+    """The loss on one graph output and its gradient seed dL/dy (``C_loss``).
+
+    ``ce``: cross-entropy over the last axis, the output taken as logits, one target class
+    per row, mean over rows; ``mse``: mean squared error against a same-shape target.
+    Raises ShapeUnknownError when the output's shape is not static.
+    """
+    if output is None or not output.is_static:
+        raise ShapeUnknownError(output.name if output is not None else "?")
+    n = output.numel
+    if loss == "mse":
+        # (y - t), squared, summed (n - 1 adds), / n; gradient (2/n) * (y - t).
+        return B(sub=n, mul=n, add=max(n - 1, 0), div=1) + B(mul=n)
+    if loss != "ce":
+        raise ValueError(f"unknown loss {loss!r}; choose from {', '.join(LOSSES)}")
+    shape = output.shape or ()
+    classes = shape[-1] if shape else 1  # type: ignore[index]
+    rows = n // classes if classes else 0
+    fwd = (B(sub=rows * (classes - 1))          # running max per row
+           + B(sub=n, root=n)                   # x - max, exp
+           + B(add=rows * (classes - 1))        # sum of exps
+           + B(root=rows, sub=rows)             # log, loss_row = log(sum) - (x_t - max)
+           + B(add=max(rows - 1, 0), div=1))    # mean over rows
+    grad = B(div=n, sub=rows, mul=n)             # softmax = e/sum, minus 1 at the target, /rows
+    return fwd + grad
+
+
+# ------------------------------------------------------------------------- the pass
+
+
+@dataclass(frozen=True, slots=True)
+class NodeTraining:
+    """Backward and loss basic operations of one node (None where a shape is unknown)."""
+
+    backward: BasicOps | None
+    loss: BasicOps | None
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingResult:
+    nodes: list[NodeTraining]
+    loss_output: str | None
+
+
+def _is_float(dtype: str) -> bool:
+    return dtype == "" or dtype.startswith(("float", "bfloat"))
+
+
+def training_pass(
+    nodes: Sequence[Node],
+    costs: Sequence[Cost | None],
+    tensors: Mapping[str, TensorInfo],
+    trainable: set[str],
+    graph_outputs: Sequence[str],
+    loss: str = "ce",
+    values: Mapping[str, np.ndarray] | None = None,
+) -> TrainingResult:
+    """Backward basic operations of every node and the loss on the first float output.
+
+    ``nodes`` are in topological order with ``costs`` their forward costs (None when not
+    known); ``trainable`` names the trainable weights.
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose from {', '.join(LOSSES)}")
+
+    def info(name: str) -> TensorInfo | None:
+        return tensors.get(name) if name else None
+
+    requires = set(trainable)
+    for node in nodes:
+        if any(x in requires for x in node.inputs if x):
+            requires.update(o for o in node.outputs
+                            if o and _is_float((info(o) or TensorInfo(o, None, "")).dtype))
+    loss_output = next((o for o in graph_outputs
+                        if _is_float((info(o) or TensorInfo(o, None, "")).dtype)), None)
+    reach = {loss_output} if loss_output is not None and loss_output in requires else set()
+    on_path: list[bool] = [False] * len(nodes)
+    for k in range(len(nodes) - 1, -1, -1):
+        node = nodes[k]
+        if any(o in reach for o in node.outputs if o):
+            on_path[k] = True
+            reach.update(x for x in node.inputs if x in requires)
+
+    registry = all_rules()
+    out: list[NodeTraining] = []
+    for k, (node, cost) in enumerate(zip(nodes, costs, strict=True)):
+        node_loss = ZERO_BOPS
+        if loss_output is not None and loss_output in node.outputs:
+            try:
+                node_loss = loss_bops(info(loss_output), loss)
+            except ShapeUnknownError:
+                node_loss = None  # type: ignore[assignment]
+        if not on_path[k]:
+            out.append(NodeTraining(ZERO_BOPS, node_loss))
+            continue
+        needs = tuple(bool(x) and x in requires for x in node.inputs)
+        rule = registry.get((node.domain, node.op_type))
+        family = backward_family(rule) if rule is not None else None
+        if cost is None or family is None:
+            out.append(NodeTraining(None, node_loss))
+            continue
+        ctx = GradContext(node, tuple(info(x) for x in node.inputs),
+                          tuple(info(o) for o in node.outputs), cost, needs, values or {})
+        try:
+            bwd: BasicOps | None = FAMILY_RULES[family](ctx)
+        except Exception:  # shapes unknown or not fitting the rule: unknown, never zero
+            bwd = None
+        out.append(NodeTraining(bwd, node_loss))
+    return TrainingResult(out, loss_output)
+
