@@ -4,17 +4,43 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from onnx import ModelProto
 
+from .errors import BindingError
+from .gcpause import gc_paused
 from .graph import TensorInfo, bind_dims, load_model
 from .ops.registry import ZERO_BOPS, BasicOps, Cost
-from .passes.costs import STATUS_OK, STATUS_UNRESOLVED, STATUS_UNSUPPORTED, NodeCost, cost_nodes
+from .passes.control_flow import (
+    BRANCHES,
+    MAX_TRIPS,
+    ControlFlowOptions,
+    ControlFlowResult,
+)
+from .passes.control_flow import prepare as prepare_control_flow
+from .passes.costs import (
+    STATUS_OK,
+    STATUS_UNRESOLVED,
+    STATUS_UNSUPPORTED,
+    NodeCost,
+    buffer_names,
+    cost_nodes,
+)
 from .passes.costs import counts_as_param as _counts_as_param
 from .passes.shapes import infer_shapes
+from .passes.training import LOSSES, PHASES, NodeTraining, training_pass
+from .passes.transistors import (
+    ALWAYS_COLUMNS,
+    PRECISIONS,
+    Lowered,
+    TransistorTable,
+    load_table,
+    lower,
+    native_dtype,
+)
 
 CONVENTIONS = ("dot", "seed")
 
@@ -57,9 +83,17 @@ class NodeResult:
     bytes_written: int | None
     bops: BasicOps | None
     reason: str = ""
+    #: Basic operations and TOs per phase (None when the cost is not known).
+    lowered: Lowered | None = None
+    #: If/Loop/Scan: JSON fields on their subgraphs ("branches" or "body", trips, ...).
+    control: dict[str, Any] | None = None
+
+    @property
+    def native_dtype(self) -> str | None:
+        return None if self.lowered is None else self.lowered.native_dtype
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "name": self.name,
             "op_type": self.op_type,
             "domain": self.domain,
@@ -72,7 +106,14 @@ class NodeResult:
             "bytes_read": self.bytes_read,
             "bytes_written": self.bytes_written,
             "bops": None if self.bops is None else self.bops.to_dict(),
+            "tos": None,
+            "native_dtype": None,
         }
+        if self.lowered is not None:
+            d.update(self.lowered.to_dict())
+        if self.control is not None:
+            d.update(self.control)
+        return d
 
 
 @dataclass
@@ -82,10 +123,11 @@ class OpTypeSummary:
     flops: int = 0
     params: int = 0
     bops: BasicOps = ZERO_BOPS
+    lowered: Lowered = field(default_factory=Lowered.zero)
 
     def to_dict(self) -> dict[str, Any]:
         return {"count": self.count, "macs": self.macs, "flops": self.flops,
-                "params": self.params, "bops": self.bops.to_dict()}
+                "params": self.params, "bops": self.bops.to_dict(), **self.lowered.to_dict()}
 
 
 @dataclass
@@ -97,11 +139,13 @@ class Totals:
     bytes_written: int = 0
     bops: BasicOps = ZERO_BOPS
     complete: bool = True
+    lowered: Lowered = field(default_factory=Lowered.zero)
 
     def to_dict(self) -> dict[str, Any]:
         return {"macs": self.macs, "flops": self.flops, "params": self.params,
                 "bytes_read": self.bytes_read, "bytes_written": self.bytes_written,
-                "bops": self.bops.to_dict(), "complete": self.complete}
+                "bops": self.bops.to_dict(), **self.lowered.to_dict(),
+                "complete": self.complete}
 
 
 @dataclass
@@ -130,11 +174,29 @@ class Analysis:
     unresolved: list[Unresolved]
     bindings: dict[str, int] = field(default_factory=dict)
     unbound_dims: list[str] = field(default_factory=list)
+    phase: str = "inference"
+    loss: str | None = None
+    precision: str = "fp32"
+    transistor_table: TransistorTable | None = None
+
+    def tos_column(self, lowered: Lowered | None, phase: str = "total") -> int | None:
+        """TOs of ``lowered`` in the ``precision`` column, for ``phase`` (forward, backward,
+        loss or total)."""
+        if lowered is None:
+            return None
+        cols = {"forward": lowered.tos, "backward": lowered.tos_backward,
+                "loss": lowered.tos_loss, "total": lowered.tos_total}[phase]
+        return None if cols is None else cols.get(self.precision)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "convention": self.convention,
+            "phase": self.phase,
+            "loss": self.loss,
+            "precision": self.precision,
+            "transistor_table": (None if self.transistor_table is None
+                                 else self.transistor_table.source),
             "bindings": dict(self.bindings),
             "unbound_dims": list(self.unbound_dims),
             "inputs": [t.to_dict() for t in self.inputs],
@@ -146,28 +208,73 @@ class Analysis:
         }
 
 
+@gc_paused()  # the passes make many acyclic objects: collections only cost time
 def analyze(
     model: str | os.PathLike[str] | ModelProto,
     *,
     dims: Mapping[str, int] | None = None,
     batch_size: int | None = None,
     convention: str = "dot",
+    phase: str = "inference",
+    loss: str = "ce",
+    precision: str = "fp32",
+    transistor_table: str | os.PathLike[str] | TransistorTable | None = None,
+    branch: str | None = None,
+    loop_trips: int | None = None,
 ) -> Analysis:
     """Analyse an ONNX model (a path or a ModelProto) without reading its weights.
 
     ``dims`` binds symbolic dimensions by name, ``batch_size`` the symbolic leading dim of
     every graph input; ``convention`` is ``dot`` (default) or ``seed`` (see `convention_macs`).
+    ``phase`` is ``inference`` or ``training`` (adds backward and ``loss``, ``ce`` or ``mse``);
+    ``precision`` picks the TOs column the table view shows (fp32, fp16, bf16, native);
+    ``transistor_table`` is a JSON file merged over the default table (docs/basic_ops.md).
+    ``branch`` (``then``/``else``) picks the If branch counted (default: the costlier);
+    ``loop_trips`` is the trip count of Loops (and Scans) whose count is not a constant.
     """
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown convention {convention!r}; choose from {', '.join(CONVENTIONS)}")
+    _check_choice("phase", phase, PHASES)
+    _check_choice("loss", loss, LOSSES)
+    _check_choice("precision", precision, PRECISIONS)
+    table = (transistor_table if isinstance(transistor_table, TransistorTable)
+             else load_table(transistor_table))
+    control = control_options(branch, loop_trips)
     loaded = load_model(model)
+    prepare_control_flow(loaded)  # nesting limit, model-local functions inlined
     bindings = bind_dims(loaded, dims, batch_size)
-    shaped = infer_shapes(loaded)
+    shaped = infer_shapes(loaded, control)
     costs = cost_nodes(shaped, loaded.weights, loaded.opsets)
     label = str(loaded.path) if loaded.path is not None else (loaded.proto.graph.name or "model")
     inputs = [shaped.tensors.get(n) or TensorInfo(n, None, "") for n in loaded.input_names]
     unbound = loaded.symbolic_input_dims()
-    return summarize(label, convention, inputs, costs, loaded.weights, bindings, unbound)
+    training = None
+    if phase == "training":
+        buffers = buffer_names(shaped.nodes)
+        trainable = {k for k, w in loaded.weights.items()
+                     if w.dtype.startswith(("float", "bfloat")) and k not in buffers}
+        training = training_pass(
+            shaped.nodes, [c.cost for c in costs], shaped.tensors, trainable,
+            [o.name for o in loaded.proto.graph.output], loss, shaped.values).nodes
+    return summarize(label, convention, inputs, costs, loaded.weights, bindings, unbound,
+                     table=table, training=training, loss=loss, precision=precision)
+
+
+def control_options(branch: str | None, loop_trips: int | None) -> ControlFlowOptions:
+    """Checked If/Loop options of `analyze`."""
+    if branch is not None and branch not in BRANCHES:
+        raise ValueError(f"unknown branch {branch!r}; choose from {', '.join(BRANCHES)}")
+    if loop_trips is not None and (
+        isinstance(loop_trips, bool) or not isinstance(loop_trips, int)
+        or not 0 <= loop_trips <= MAX_TRIPS
+    ):
+        raise BindingError(f"--loop-trips: {loop_trips!r} is not a trip count (0 … {MAX_TRIPS})")
+    return ControlFlowOptions(branch=branch, loop_trips=loop_trips)
+
+
+def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; choose from {', '.join(choices)}")
 
 
 def summarize(
@@ -178,14 +285,26 @@ def summarize(
     weights: Mapping[str, TensorInfo],
     bindings: Mapping[str, int],
     unbound: list[str],
+    *,
+    table: TransistorTable | None = None,
+    training: Sequence[NodeTraining] | None = None,
+    loss: str = "ce",
+    precision: str = "fp32",
 ) -> Analysis:
-    """Turn per-node costs into the report structure (per-op-type sums, totals, gaps)."""
+    """Turn per-node costs into the report structure (per-op-type sums, totals, gaps).
+
+    ``training`` (from `training_pass`, aligned with ``costs``) adds backward and loss work.
+    """
+    table = table or load_table()
+    extra = () if precision in ALWAYS_COLUMNS else (precision,)
+    is_training = training is not None
     nodes: list[NodeResult] = []
     by_op: dict[str, OpTypeSummary] = {}
     unsupported: Counter[str] = Counter()
     unresolved: list[Unresolved] = []
     totals = Totals()
-    for c in costs:
+    lowered: dict[str, list[Lowered]] = {}
+    for i, c in enumerate(costs):
         key = op_key(c.node.domain, c.node.op_type)
         cost = c.cost
         macs = None if cost is None else convention_macs(cost, convention)
@@ -195,8 +314,18 @@ def summarize(
             macs=macs, flops=None if cost is None else cost.flops, params=c.params,
             bytes_read=c.bytes_read, bytes_written=c.bytes_written,
             bops=None if cost is None else cost.bops, reason=c.reason,
+            lowered=None if cost is None else lower(
+                table, cost.bops, native_dtype(c.inputs, c.outputs, cost.macs),
+                training=is_training,
+                backward=training[i].backward if is_training else None,
+                loss=training[i].loss if is_training else None, extra=extra),
         ))
-        summary = by_op.setdefault(key, OpTypeSummary())
+        if c.control is not None:  # If/Loop/Scan: what their subgraphs hold
+            unsupported.update(c.control.unsupported())
+            nodes[-1].control = _control_report(c.control, convention, table, precision)
+        summary = by_op.get(key)
+        if summary is None:  # (not setdefault: that would build a summary for every node)
+            summary = by_op[key] = OpTypeSummary()
         summary.count += 1
         summary.params += c.params
         if c.status == STATUS_UNSUPPORTED:
@@ -205,7 +334,8 @@ def summarize(
         elif c.status == STATUS_UNRESOLVED:
             totals.complete = False
             dims = sorted({d for t in (*c.inputs, *c.outputs) for d in (t.shape or ())
-                           if isinstance(d, str)})
+                           if isinstance(d, str)}
+                          | (c.control.dims() if c.control is not None else set()))
             unresolved.append(Unresolved(c.node.name, key, c.reason, dims))
         if cost is not None:
             summary.macs += macs  # type: ignore[operator]
@@ -214,13 +344,46 @@ def summarize(
             totals.macs += macs  # type: ignore[operator]
             totals.flops += cost.flops
             totals.bops = totals.bops + cost.bops
+            low = nodes[-1].lowered
+            lowered.setdefault(key, []).append(low)  # type: ignore[arg-type]
+            if not low.complete:  # type: ignore[union-attr]
+                totals.complete = False
         if c.status == STATUS_OK:
             totals.bytes_read += c.bytes_read or 0
             totals.bytes_written += c.bytes_written or 0
+    for key, summary in by_op.items():
+        summary.lowered = Lowered.sum(lowered.get(key, []), is_training, extra)
+    totals.lowered = Lowered.sum([x for xs in lowered.values() for x in xs], is_training, extra)
+    buffers = buffer_names(c.node for c in costs)  # BatchNormalization running stats
     totals.params = sum(w.numel for w in weights.values()
-                        if _counts_as_param(w) and w.is_static)
+                        if _counts_as_param(w) and w.is_static and w.name not in buffers)
+    totals.params += sum(c.control.own_params() for c in costs if c.control is not None)
     return Analysis(
         model=label, convention=convention, inputs=inputs, nodes=nodes, by_op_type=by_op,
         totals=totals, unsupported=dict(unsupported), unresolved=unresolved,
         bindings=dict(bindings), unbound_dims=[d for d in unbound if d not in bindings],
+        phase="training" if is_training else "inference", loss=loss if is_training else None,
+        precision=precision, transistor_table=table,
     )
+
+
+def _control_report(
+    result: ControlFlowResult, convention: str, table: TransistorTable, precision: str
+) -> dict[str, Any]:
+    """JSON fields of an If/Loop/Scan node: each subgraph summarised like a whole model
+    (per iteration), whether it is counted, and for loops the trip count and its source."""
+    subs: dict[str, Any] = {}
+    for label, sub in result.subgraphs.items():
+        a = summarize(label, convention, [], sub.costs, sub.weights, {}, [], table=table,
+                      precision=precision)
+        subs[label] = {
+            "counted": label in result.counted,
+            "complete": sub.complete,
+            "totals": a.totals.to_dict(),
+            "nodes": [n.to_dict() for n in a.nodes],
+            "unsupported": dict(a.unsupported),
+            "unresolved": [u.to_dict() for u in a.unresolved],
+        }
+    key = "branches" if result.op_type == "If" else "body"
+    return {**result.header(), key: subs if key == "branches" else subs.get("body")}
+

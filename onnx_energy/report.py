@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 
 from .analysis import Analysis, NodeResult
+from .gcpause import gc_paused
 from .ops.registry import BOP_NAMES
 
 _PREFIXES = ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
@@ -25,24 +26,63 @@ def si(value: float | None, unit: str = "") -> str:
     return f"{int(value)} {unit}".rstrip()
 
 
+@gc_paused()
 def render_json(analysis: Analysis) -> str:
-    return json.dumps(analysis.to_dict(), separators=(",", ":"))
+    # The dict is a fresh tree: no cycle check needed (same output, faster).
+    return json.dumps(analysis.to_dict(), separators=(",", ":"), check_circular=False)
 
 
 CSV_COLUMNS = ("name", "op_type", "domain", "status", "output_shape", "macs", "flops",
                "params", "bytes_read", "bytes_written", *BOP_NAMES)
 
 
+def _tos_columns(analysis: Analysis) -> tuple[str, ...]:
+    extra = () if analysis.precision in ("fp32", "fp16", "native") else (analysis.precision,)
+    return ("fp32", "fp16", "native", *extra)
+
+
+def csv_columns(analysis: Analysis) -> tuple[str, ...]:
+    """CSV_COLUMNS (forward basic ops), then native_dtype and TOs; training adds, per phase
+    (backward, loss, total), ``PHASE_add`` ... ``PHASE_root`` and ``tos_COL_PHASE``."""
+    cols = (*CSV_COLUMNS, "native_dtype", *(f"tos_{c}" for c in _tos_columns(analysis)))
+    if analysis.phase == "training":
+        for phase in ("backward", "loss", "total"):
+            cols += (*(f"{phase}_{b}" for b in BOP_NAMES),
+                     *(f"tos_{c}_{phase}" for c in _tos_columns(analysis)))
+    return cols
+
+
+def _lowered_cells(analysis: Analysis, n: NodeResult) -> list[object]:
+    low = n.lowered
+    tos_cols = _tos_columns(analysis)
+    if low is None:
+        width = 1 + len(tos_cols)
+        if analysis.phase == "training":
+            width += 3 * (len(BOP_NAMES) + len(tos_cols))
+        return [""] * width
+    cells: list[object] = [_cell(low.native_dtype),
+                           *(_cell((low.tos or {}).get(c)) for c in tos_cols)]
+    if analysis.phase == "training":
+        for bops, tos in ((low.backward, low.tos_backward), (low.loss, low.tos_loss),
+                          (low.total, low.tos_total)):
+            d = bops.to_dict() if bops is not None else {}
+            cells += [_cell(d.get(b)) for b in BOP_NAMES]
+            cells += [_cell((tos or {}).get(c)) for c in tos_cols]
+    return cells
+
+
+@gc_paused()
 def render_csv(analysis: Analysis) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(csv_columns(analysis))
     for n in analysis.nodes:
         bops = n.bops.to_dict() if n.bops is not None else {}
         writer.writerow([
             n.name, n.op_type, n.domain, n.status, _shape_text(n),
             _cell(n.macs), _cell(n.flops), n.params, _cell(n.bytes_read),
             _cell(n.bytes_written), *(_cell(bops.get(b)) for b in BOP_NAMES),
+            *_lowered_cells(analysis, n),
         ])
     return buf.getvalue()
 
@@ -65,6 +105,7 @@ def costliest(nodes: Sequence[NodeResult], top: int) -> list[NodeResult]:
     return sorted(nodes, key=lambda n: (n.macs or 0, n.flops or 0), reverse=True)[:top]
 
 
+@gc_paused()
 def render_table(analysis: Analysis, top: int | None = None) -> str:
     lines: list[str] = [f"model: {analysis.model}   convention: {analysis.convention}"]
     if analysis.bindings:
@@ -76,25 +117,58 @@ def render_table(analysis: Analysis, top: int | None = None) -> str:
     nodes = costliest(analysis.nodes, top) if top else analysis.nodes
     title = f"top {top} nodes by MACs" if top else "nodes"
     lines.append(title)
-    rows = [("name", "op", "output shape", "MACs", "FLOPs", "params")]
+    tos_head = _tos_heading(analysis)
+    rows = [("name", "op", "output shape", "MACs", "FLOPs", "params", tos_head)]
     for n in nodes:
         flag = "" if n.status == "ok" else f" [{n.status}]"
         rows.append((n.name, n.op_type + flag, _shape_text(n), si(n.macs), si(n.flops),
-                     si(n.params)))
+                     si(n.params), si(analysis.tos_column(n.lowered))))
     lines.extend(_align(rows, numeric_from=3))
     lines.append("")
     lines.append("by op type")
-    rows = [("op", "count", "MACs", "FLOPs", "params")]
+    rows = [("op", "count", "MACs", "FLOPs", "params", tos_head)]
     for op, s in sorted(analysis.by_op_type.items(), key=lambda kv: -(kv[1].macs or 0)):
-        rows.append((op, str(s.count), si(s.macs), si(s.flops), si(s.params)))
+        rows.append((op, str(s.count), si(s.macs), si(s.flops), si(s.params),
+                     si(analysis.tos_column(s.lowered))))
     t = analysis.totals
-    rows.append(("total", str(len(analysis.nodes)), si(t.macs), si(t.flops), si(t.params)))
+    rows.append(("total", str(len(analysis.nodes)), si(t.macs), si(t.flops), si(t.params),
+                 si(analysis.tos_column(t.lowered))))
     lines.extend(_align(rows, numeric_from=1))
+    lines.append("")
+    lines.extend(phase_summary(analysis))
     lines.append("")
     lines.append(f"memory traffic: {si(t.bytes_read, 'B')} read, {si(t.bytes_written, 'B')} "
                  "written (tensor sizes, per inference)")
     lines.extend(gaps_summary(analysis))
     return "\n".join(lines) + "\n"
+
+
+def _tos_heading(analysis: Analysis) -> str:
+    if analysis.phase == "training":
+        return f"TOs ({analysis.precision}, fwd+bwd+loss)"
+    return f"TOs ({analysis.precision})"
+
+
+def phase_summary(analysis: Analysis) -> list[str]:
+    """Basic and transistor operations overall, by phase when training (Li et al., Alg. 2)."""
+    low = analysis.totals.lowered
+    table = analysis.transistor_table
+    source = "default" if table is None else table.source
+    native = low.native_dtype or "-"
+    lines = [f"basic and transistor operations ({analysis.phase}; native dtype: {native}; "
+             f"transistor table: {source})"]
+    rows = [("phase", *BOP_NAMES, f"TOs ({analysis.precision})")]
+    phases = [("forward", low.forward)]
+    if analysis.phase == "training":
+        phases += [("backward", low.backward), (f"loss ({analysis.loss})", low.loss),
+                   ("total", low.total)]
+    for label, bops in phases:
+        d = bops.to_dict() if bops is not None else {}
+        key = label.split(" ")[0]
+        rows.append((label, *(si(d.get(b)) for b in BOP_NAMES),
+                     si(analysis.tos_column(low, key))))
+    lines.extend(_align(rows, numeric_from=1))
+    return lines
 
 
 def gaps_summary(analysis: Analysis) -> list[str]:

@@ -6,6 +6,9 @@ import click
 
 from ..analysis import CONVENTIONS, analyze
 from ..errors import StrictModeError
+from ..passes.control_flow import BRANCHES, MAX_TRIPS
+from ..passes.training import LOSSES, PHASES
+from ..passes.transistors import PRECISIONS
 from ..report import gaps_summary, render_csv, render_json, render_table
 from .options import dim_options, format_option, model_argument
 
@@ -21,10 +24,31 @@ from .options import dim_options, format_option, model_argument
               help="Table: show only the N costliest nodes.")
 @click.option("--strict", is_flag=True,
               help="Exit with code 3 if any op has no cost rule or any shape stays unresolved.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+              help="Which transistor-operations column the table shows (native = each node's "
+                   "own dtype); JSON/CSV always carry fp32, fp16 and native.")
+@click.option("--phase", type=click.Choice(PHASES), default="inference", show_default=True,
+              help="training adds each node's backward pass and the loss on the graph output.")
+@click.option("--loss", type=click.Choice(LOSSES), default="ce", show_default=True,
+              help="Loss of --phase training: ce = cross-entropy over the last axis, mse.")
+@click.option("--transistor-table", type=click.Path(dir_okay=False, path_type=str),
+              default=None, metavar="FILE",
+              help="JSON transistor table merged over the default (see docs/basic_ops.md).")
+@click.option("--branch", type=click.Choice(BRANCHES), default=None,
+              help="If nodes: count this branch (default: the costlier one; both are reported "
+                   "in JSON).")
+@click.option("--loop-trips", type=click.IntRange(min=0, max=MAX_TRIPS), default=None,
+              metavar="N", help="Trip count of Loops (and Scans) whose count is not a constant; "
+                                "without it they are reported unresolved.")
 def analyze_command(model: str, dims: dict[str, int], batch_size: int | None, convention: str,
-                    fmt: str, top: int | None, strict: bool) -> None:
-    """Count MACs, FLOPs, parameters and bytes of every node of MODEL (weights are never read)."""
-    result = analyze(model, dims=dims, batch_size=batch_size, convention=convention)
+                    fmt: str, top: int | None, strict: bool, precision: str, phase: str,
+                    loss: str, transistor_table: str | None, branch: str | None,
+                    loop_trips: int | None) -> None:
+    """Count MACs, FLOPs, parameters, bytes, basic and transistor operations of every node of
+    MODEL (weights are never read)."""
+    result = analyze(model, dims=dims, batch_size=batch_size, convention=convention,
+                     phase=phase, loss=loss, precision=precision,
+                     transistor_table=transistor_table, branch=branch, loop_trips=loop_trips)
     if fmt == "json":
         click.echo(render_json(result))
     elif fmt == "csv":
