@@ -39,7 +39,7 @@ from .passes.transistors import (
     TransistorTable,
     load_table,
     lower,
-    native_dtype,
+    node_native_dtype,
 )
 
 CONVENTIONS = ("dot", "seed")
@@ -315,7 +315,7 @@ def summarize(
             bytes_read=c.bytes_read, bytes_written=c.bytes_written,
             bops=None if cost is None else cost.bops, reason=c.reason,
             lowered=None if cost is None else lower(
-                table, cost.bops, native_dtype(c.inputs, c.outputs, cost.macs),
+                table, cost.bops, node_native_dtype(c.node, c.inputs, c.outputs, cost.macs),
                 training=is_training,
                 backward=training[i].backward if is_training else None,
                 loss=training[i].loss if is_training else None, extra=extra),

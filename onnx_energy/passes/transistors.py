@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OnnxEnergyError
+from ..graph import Node, TensorInfo
+from ..ops.quantized import native_dtype_for
 from ..ops.registry import BOP_NAMES, BasicOps
 
 DEFAULT_TABLE_PATH = Path(__file__).resolve().parent.parent / "data" / "transistors.json"
@@ -281,6 +283,18 @@ def native_dtype(inputs: list[Any], outputs: list[Any], macs: int = 0) -> str | 
     elif _is_int(dtype) and outs and _is_float(outs[0]) and not macs:
         dtype = outs[0]
     return dtype_key(dtype) if dtype else None
+
+
+def node_native_dtype(
+    node: Node, inputs: Sequence[TensorInfo | None], outputs: Sequence[TensorInfo | None],
+    macs: int = 0,
+) -> str | None:
+    """A node's compute dtype as a table key: a quantized op's narrow type where it has one
+    (QuantizeLinear's output type, MatMulNBits' ``uint{bits}``, ...), else `native_dtype`."""
+    quantized = native_dtype_for(node, inputs, outputs)
+    if quantized is not None:
+        return dtype_key(quantized)
+    return native_dtype(list(inputs), list(outputs), macs)
 
 
 def _is_float(dtype: str) -> bool:
