@@ -222,7 +222,7 @@ def test_absurd_dims_inside_a_subgraph(tmp_path):
 
 
 @pytest.mark.parametrize("args", [
-    ("--dim", "N=1000000000000"), ("--dim", "N=-1"), ("--dim", "N=0"),
+    ("--dim", "N=1000000000000"), ("--dim", "N=-1"),
     ("--batch-size", "1000000000000"), ("--batch-size", "-2"), ("--loop-trips", "-1"),
     ("--dim", "N=12abc"), ("--dim", "nothing"),
 ])

@@ -406,6 +406,15 @@ def test_plain_matmul_attention_with_concat_past_via_cli(capsys, tmp_path):
     assert d["totals"]["complete"]
 
 
+def test_empty_kv_cache_binds_past_to_zero():
+    # Prefill: past=0 is a real binding (an empty cache); attention spans only the new tokens.
+    model, heads, hs = decoder_matmul_model()
+    a = onnx_energy.analyze(model, dims={"batch": 1, "seq": 5, "past": 0})
+    by_name = {n.name: n for n in a.nodes}
+    assert by_name["qk"].macs == 1 * heads * 5 * 5 * hs
+    assert a.totals.complete
+
+
 def test_gqa_decoder_via_cli_dims(capsys, tmp_path):
     path = tmp_path / "gqa.onnx"
     path.write_bytes(decoder_gqa_model().SerializeToString())
