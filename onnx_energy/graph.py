@@ -9,9 +9,11 @@ their values.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import stat
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,13 +35,19 @@ from onnx import helper as onnx_helper
 
 from .dtypes import dtype_bits, dtype_name, elem_type
 from .errors import BindingError, InvalidGraphError, ModelLoadError, UnsafeModelError
+from .protoskim import read_model as read_skimmed_model
 
 #: Initializers with at most this many elements keep their values (shape constants).
 SMALL_TENSOR_ELEMENTS = 1024
 #: External-data initializers with at most this many elements are read (shape constants only).
 SMALL_EXTERNAL_ELEMENTS = 64
-#: Largest dimension accepted from a model or a binding; larger ones are treated as hostile.
-MAX_DIM = 2**40
+#: Largest dimension accepted from a model or a binding; larger ones are treated as hostile
+#: (2**36, about 6.9e10: the largest real dims, flattened LLM activations, are near 1e10,
+#: so a dim of 1e12 is refused).
+MAX_DIM = 2**36
+#: Largest element count of one tensor: beyond it, counts stop fitting a float (a rank-30
+#: tensor of valid dims is still hostile).
+MAX_ELEMENTS = 2**60
 
 Dim = int | str | None
 Shape = tuple[Dim, ...]
@@ -55,7 +63,13 @@ class TensorInfo:
 
     @property
     def is_static(self) -> bool:
-        return self.shape is not None and all(isinstance(d, int) for d in self.shape)
+        shape = self.shape
+        if shape is None:
+            return False
+        for d in shape:  # noqa: SIM110  (a plain loop: the hottest check of the passes)
+            if not isinstance(d, int):
+                return False
+        return True
 
     @property
     def numel(self) -> int:
@@ -94,20 +108,41 @@ class Node:
 
     @classmethod
     def from_proto(cls, proto: NodeProto, index: int) -> Node:
-        domain = "" if proto.domain in ("", "ai.onnx") else proto.domain
-        attrs = {a.name: _attribute_value(a) for a in proto.attribute}
+        domain = proto.domain
+        if domain == "ai.onnx":
+            domain = ""
+        attrs = {a.name: _attribute_value(a) for a in proto.attribute} if proto.attribute else {}
         return cls(
             name=proto.name or f"{proto.op_type}_{index}",
             op_type=proto.op_type,
             domain=domain,
-            inputs=tuple(proto.input),
-            outputs=tuple(proto.output),
+            inputs=tuple(proto.input[:]),  # a slice copies in one call: faster than iterating
+            outputs=tuple(proto.output[:]),
             attrs=attrs,
             proto=proto,
         )
 
 
+_INT, _INTS, _FLOAT, _FLOATS, _TENSOR = (
+    AttributeProto.INT, AttributeProto.INTS, AttributeProto.FLOAT, AttributeProto.FLOATS,
+    AttributeProto.TENSOR,
+)
+
+
 def _attribute_value(attr: AttributeProto) -> Any:
+    kind = attr.type
+    # Fast paths for the common kinds, as onnx.helper.get_attribute_value decodes them.
+    if not attr.ref_attr_name:
+        if kind == _TENSOR:
+            return attr.t  # external or not: never read here
+        if kind == _INT:
+            return attr.i
+        if kind == _INTS:
+            return list(attr.ints)
+        if kind == _FLOAT:
+            return attr.f
+        if kind == _FLOATS:
+            return list(attr.floats)
     if attr.type == AttributeProto.TENSOR and attr.t.data_location == TensorProto.EXTERNAL:
         return attr.t  # never read external data here
     if attr.type == AttributeProto.STRING:
@@ -156,6 +191,7 @@ def load_model(source: str | os.PathLike[str] | ModelProto) -> LoadedModel:
     else:
         path = Path(source)
         proto = _read_proto(path)
+    _check_text(proto, path)
     _check_model_header(proto, path)
     base_dir = path.parent if path is not None else None
     for tensor, where in _iter_tensors(proto.graph):
@@ -177,18 +213,48 @@ def _read_proto(path: Path) -> ModelProto:
         raise ModelLoadError(f"{path}: not a regular file")
     if st.st_size == 0:
         raise ModelLoadError(f"{path}: empty file, not an ONNX model")
+    # Memory-mapped and skimmed: payloads of initializers that _detach_weights detaches
+    # anyway (above SMALL_TENSOR_ELEMENTS) are never read, so memory stays flat.
+    return read_skimmed_model(path, SMALL_TENSOR_ELEMENTS)
+
+
+def _check_text(proto: ModelProto, path: Path | None) -> None:
+    """Refuse names that are not UTF-8. protobuf hands such proto2 string fields back as
+    bytes, which no later step expects; a proto3 twin of the schema checks them in C."""
+    strict = _strict_model_class()
+    if strict is None:
+        return
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ModelLoadError(f"{path}: cannot read ({exc.strerror})") from None
-    proto = ModelProto()
+        data = proto.SerializeToString()
+    except Exception:  # over protobuf's 2 GB limit (an in-memory model): left unchecked
+        return
     try:
-        proto.ParseFromString(data)
-    except (DecodeError, RuntimeError, ValueError) as exc:
+        strict().ParseFromString(data)
+    except DecodeError as exc:
+        if "UTF-8" not in str(exc):
+            return  # anything else was already accepted by the real parser
+        label = str(path) if path is not None else "model"
         raise ModelLoadError(
-            f"{path}: not a valid ONNX model (protobuf parse failed: {exc})"
+            f"{label}: not a valid ONNX model (a name or string field is not valid UTF-8)"
         ) from None
-    return proto
+
+
+@functools.cache
+def _strict_model_class() -> type | None:
+    """ModelProto under proto3 rules (string fields must be UTF-8); None if unavailable."""
+    try:
+        from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+        fdp = descriptor_pb2.FileDescriptorProto()
+        ModelProto.DESCRIPTOR.file.CopyToProto(fdp)
+        fdp.syntax = "proto3"
+        fdp.name = "onnx_energy_utf8_check.proto"
+        pool = descriptor_pool.DescriptorPool()
+        pool.Add(fdp)
+        return message_factory.GetMessageClass(
+            pool.FindMessageTypeByName(f"{fdp.package}.ModelProto"))
+    except Exception:  # another protobuf runtime: the check is skipped
+        return None
 
 
 def _check_model_header(proto: ModelProto, path: Path | None) -> None:
@@ -197,6 +263,15 @@ def _check_model_header(proto: ModelProto, path: Path | None) -> None:
         raise ModelLoadError(f"{label}: not an ONNX model (no graph or no IR version)")
     if not proto.graph.node and not proto.graph.output:
         raise ModelLoadError(f"{label}: the graph is empty")
+    imported = {"" if imp.domain == "ai.onnx" else imp.domain for imp in proto.opset_import}
+    missing = sorted({n.domain or "ai.onnx" for n in proto.graph.node
+                      if ("" if n.domain == "ai.onnx" else n.domain) not in imported})
+    # IR >= 3 requires opset_import, which is serialized last: a file cut short loses it first.
+    if missing and proto.ir_version >= 3:
+        raise ModelLoadError(
+            f"{label}: not a valid ONNX model (no opset_import for {', '.join(missing)}; "
+            "truncated?)"
+        )
     newest = onnx.defs.onnx_opset_version()
     for imp in proto.opset_import:
         if imp.domain in ("", "ai.onnx") and imp.version > newest:
@@ -232,9 +307,18 @@ def _external_info(tensor: TensorProto) -> dict[str, str]:
 
 
 def _check_external_location(tensor: TensorProto, base_dir: Path | None, where: str) -> None:
-    location = _external_info(tensor).get("location", "")
+    info = _external_info(tensor)
+    location = info.get("location", "")
     if not location:
         raise UnsafeModelError(f"{where}: external data without a location")
+    for key in ("offset", "length"):
+        if _external_int(info, key) is None:
+            raise ModelLoadError(
+                f"{where}: external data {key} {info[key][:40]!r} is not a byte count"
+            )
+    if "\0" in location or len(location) > 4096:
+        raise UnsafeModelError(f"{where}: external data location {location[:60]!r}... is not a "
+                               "file name; refused")
     if base_dir is None:
         return  # an in-memory model: nothing is ever read from disk
     loc = Path(location)
@@ -242,17 +326,31 @@ def _check_external_location(tensor: TensorProto, base_dir: Path | None, where: 
         raise UnsafeModelError(
             f"{where}: external data location {location!r} escapes the model's folder; refused"
         )
-    base = base_dir.resolve()
-    target = (base / loc).resolve()
-    if target != base and base not in target.parents:
+    try:
+        base = base_dir.resolve()
+        target = (base / loc).resolve()
+        if target != base and base not in target.parents:
+            raise UnsafeModelError(
+                f"{where}: external data location {location!r} resolves outside the model's "
+                "folder (symlink?); refused"
+            )
+        if target.exists() and not target.is_file():
+            raise UnsafeModelError(
+                f"{where}: external data location {location!r} is not a regular file; refused"
+            )
+    except (OSError, RuntimeError) as exc:  # name too long, symlink loop, ...
         raise UnsafeModelError(
-            f"{where}: external data location {location!r} resolves outside the model's "
-            "folder (symlink?); refused"
-        )
-    if target.exists() and not target.is_file():
-        raise UnsafeModelError(
-            f"{where}: external data location {location!r} is not a regular file; refused"
-        )
+            f"{where}: external data location {location[:60]!r} cannot be resolved "
+            f"({getattr(exc, 'strerror', None) or exc}); refused"
+        ) from None
+
+
+def _external_int(info: dict[str, str], key: str) -> int | None:
+    """The ``offset``/``length`` of external data: 0 when absent, None when not a byte count."""
+    text = info.get(key, "") or "0"
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        return None
+    return int(text)
 
 
 def _real_input_names(graph: GraphProto) -> list[str]:
@@ -270,8 +368,9 @@ def _detach_weights(graph: GraphProto, base_dir: Path | None) -> dict[str, Tenso
     detached: list[TensorInfo] = []
     for t in graph.initializer:
         info = _tensor_header(t)
-        if any(d < 0 or d > MAX_DIM for d in info.shape or ()):
-            raise InvalidGraphError(f"initializer {t.name!r} has an invalid shape {info.shape}")
+        if not valid_shape(info.shape):
+            raise InvalidGraphError(
+                f"initializer {t.name!r} has an invalid shape {shape_text(info.shape)}")
         weights[t.name] = info
         n = math.prod(info.shape or ())
         if t.data_location == TensorProto.EXTERNAL:
@@ -311,8 +410,8 @@ def _read_small_external(t: TensorProto, base_dir: Path) -> TensorProto | None:
     """Read a tiny external tensor (a shape constant); None if its file is absent or short."""
     info = _external_info(t)
     path = base_dir / info["location"]
-    offset = int(info.get("offset", 0) or 0)
-    length = int(info.get("length", 0) or 0)
+    offset = _external_int(info, "offset") or 0  # checked by _check_external_location
+    length = _external_int(info, "length") or 0
     need = (math.prod(t.dims) * dtype_bits(dtype_name(t.data_type)) + 7) // 8
     if length and length != need:
         return None
@@ -344,7 +443,8 @@ def bind_dims(
     """
     dims = dict(dims or {})
     for name, value in dims.items():
-        _check_dim_value(f"--dim {name}", value)
+        # 0 is a real binding for a named dim (an empty KV cache: --dim past=0).
+        _check_dim_value(f"--dim {name}", value, smallest=0)
     graph = model.proto.graph
     available = model.symbolic_input_dims()
     unknown = [n for n in dims if n not in available and not _dim_name_used(graph, n)]
@@ -388,9 +488,9 @@ def bind_dims(
     return dims
 
 
-def _check_dim_value(label: str, value: int) -> None:
-    if not isinstance(value, (int, np.integer)) or value < 1 or value > MAX_DIM:
-        raise BindingError(f"{label}: {value!r} is not a dimension (1 … {MAX_DIM})")
+def _check_dim_value(label: str, value: int, smallest: int = 1) -> None:
+    if not isinstance(value, (int, np.integer)) or not smallest <= value <= MAX_DIM:
+        raise BindingError(f"{label}: {value!r} is not a dimension ({smallest} … {MAX_DIM})")
 
 
 def _dim_name_used(graph: GraphProto, name: str) -> bool:
@@ -414,22 +514,63 @@ def _check_input_dims(model: LoadedModel) -> None:
                 raise InvalidGraphError(
                     f"input {vi.name!r} has an invalid dimension {d.dim_value}"
                 )
+        shape = tensor_info_from_value_info(vi).shape
+        if not valid_shape(shape):
+            raise InvalidGraphError(f"input {vi.name!r} has an invalid shape {shape_text(shape)}")
+
+
+def shape_text(shape: Shape | None) -> str:
+    """A shape for an error message, shortened past 8 dims."""
+    if shape is None:
+        return "?"
+    dims = [str(d) for d in shape[:8]] + ([f"... ({len(shape)} dims)"] if len(shape) > 8 else [])
+    return "[" + ", ".join(dims) + "]"
+
+
+def valid_shape(shape: Shape | None) -> bool:
+    """No dim below 0 or above MAX_DIM and at most MAX_ELEMENTS elements (unknown dims
+    count as 1); an unknown shape is valid."""
+    if shape is None:
+        return True
+    n = 1
+    for d in shape:
+        if isinstance(d, int):
+            if d < 0 or d > MAX_DIM:
+                return False
+            n *= d
+    return n <= MAX_ELEMENTS
 
 
 def tensor_info_from_value_info(vi: ValueInfoProto) -> TensorInfo:
     """TensorInfo of a ValueInfoProto (non-tensor types get an unknown shape)."""
-    tt = vi.type.tensor_type
-    if not vi.type.HasField("tensor_type") or not tt.HasField("shape"):
-        return TensorInfo(vi.name, None, dtype_name(tt.elem_type))
+    return tensor_info_from_type_proto(vi.name, vi.type)
+
+
+def tensor_info_from_type_proto(name: str, tp: onnx.TypeProto) -> TensorInfo:
+    """TensorInfo of a tensor ``name`` of type ``tp`` (non-tensor types: unknown shape)."""
+    # Graphs repeat a few types many times: decode each distinct (serialized) type once.
+    shape, dtype = _type_facts(tp.SerializeToString())
+    return TensorInfo(name, shape, dtype)
+
+
+@functools.lru_cache(maxsize=8192)
+def _type_facts(serialized_type: bytes) -> tuple[Shape | None, str]:
+    """(shape, dtype) of a serialized TypeProto."""
+    tp = onnx.TypeProto()
+    tp.ParseFromString(serialized_type)
+    tt = tp.tensor_type
+    if not tp.HasField("tensor_type") or not tt.HasField("shape"):
+        return None, dtype_name(tt.elem_type)
     dims: list[Dim] = []
     for d in tt.shape.dim:
-        if d.HasField("dim_value"):
-            dims.append(int(d.dim_value))
-        elif d.HasField("dim_param") and d.dim_param:
-            dims.append(d.dim_param)
+        which = d.WhichOneof("value")
+        if which == "dim_value":
+            dims.append(d.dim_value)
+        elif which == "dim_param":
+            dims.append(d.dim_param or None)
         else:
             dims.append(None)
-    return TensorInfo(vi.name, tuple(dims), dtype_name(tt.elem_type))
+    return tuple(dims), dtype_name(tt.elem_type)
 
 
 def constant_value(t: TensorProto) -> np.ndarray | None:
@@ -437,6 +578,30 @@ def constant_value(t: TensorProto) -> np.ndarray | None:
     if t.data_location == TensorProto.EXTERNAL:
         return None
     try:
-        return numpy_helper.to_array(t)
+        return tensor_to_array(t)
     except Exception:  # malformed tensor payloads are treated as unknown values
         return None
+
+
+_LITTLE_ENDIAN = sys.byteorder == "little"
+#: Element types whose raw data numpy_helper.to_array reads with a plain np.frombuffer.
+_RAW_NUMPY_DTYPES: dict[int, np.dtype] = {
+    code: np.dtype(name) for code, name in (
+        (TensorProto.FLOAT, "float32"), (TensorProto.DOUBLE, "float64"),
+        (TensorProto.FLOAT16, "float16"), (TensorProto.INT8, "int8"),
+        (TensorProto.UINT8, "uint8"), (TensorProto.INT16, "int16"),
+        (TensorProto.UINT16, "uint16"), (TensorProto.INT32, "int32"),
+        (TensorProto.UINT32, "uint32"), (TensorProto.INT64, "int64"),
+        (TensorProto.UINT64, "uint64"), (TensorProto.BOOL, "bool"),
+    )
+}
+
+
+def tensor_to_array(t: TensorProto) -> np.ndarray:
+    """`numpy_helper.to_array` of an embedded tensor (same result and errors), with a fast
+    path for the raw data of native dtypes: shape constants are decoded by the thousand."""
+    dtype = _RAW_NUMPY_DTYPES.get(t.data_type)
+    if (dtype is not None and _LITTLE_ENDIAN and t.HasField("raw_data")
+            and t.data_location != TensorProto.EXTERNAL and not t.HasField("segment")):
+        return np.frombuffer(t.raw_data, dtype=dtype).reshape(t.dims)
+    return numpy_helper.to_array(t)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,6 +10,7 @@ import numpy as np
 from ..dtypes import INDEX_TYPES
 from ..graph import Node, TensorInfo
 from ..ops.registry import Cost, NodeFacts, ShapeUnknownError, lookup
+from .control_flow import CONTROL_FLOW_OPS, ControlFlowResult, apply_control_flow
 from .shapes import ShapedGraph
 
 STATUS_OK = "ok"
@@ -31,6 +32,18 @@ class NodeCost:
     bytes_read: int | None
     bytes_written: int | None
     reason: str = ""
+    #: If/Loop/Scan: the analysed subgraphs behind the cost (see control_flow).
+    control: ControlFlowResult | None = None
+
+
+#: A node counting more operations than this (about 1e30) has hostile shapes or attributes.
+MAX_COUNT = 2**100
+ABSURD_REASON = "a negative count or more than 1e30 operations: absurd shapes or attributes"
+
+
+def absurd_cost(cost: Cost) -> bool:
+    """Negative counts, or counts past MAX_COUNT (where floats would overflow downstream)."""
+    return any(not 0 <= v <= MAX_COUNT for v in (cost.macs, cost.flops, cost.bias))
 
 
 def counts_as_param(info: TensorInfo) -> bool:
@@ -38,14 +51,37 @@ def counts_as_param(info: TensorInfo) -> bool:
     return info.dtype not in INDEX_TYPES and info.dtype != "bool"
 
 
+#: Inputs that hold running statistics (buffers), not learnable parameters. torchvision counts
+#: ``model.parameters()`` only, so BatchNormalization's running mean and variance are excluded.
+BUFFER_INPUTS: dict[tuple[str, str], tuple[int, ...]] = {("", "BatchNormalization"): (3, 4)}
+
+
+def buffer_names(nodes: Iterable[Node]) -> set[str]:
+    """Tensors read only as buffers (e.g. BatchNormalization mean/var), never as weights."""
+    buffers: set[str] = set()
+    other: set[str] = set()
+    for node in nodes:
+        slots = BUFFER_INPUTS.get((node.domain, node.op_type), ())
+        if not slots:  # most nodes: every input is an ordinary read
+            other.update(node.inputs)
+            continue
+        for i, name in enumerate(node.inputs):
+            (buffers if i in slots else other).add(name)
+    return buffers - other
+
+
 def cost_nodes(
     shaped: ShapedGraph, weights: Mapping[str, TensorInfo], opsets: Mapping[str, int]
 ) -> list[NodeCost]:
     """Cost every node of a shaped graph, in topological order."""
     results = []
+    buffers = buffer_names(shaped.nodes)
+    params = {k: v for k, v in weights.items() if k not in buffers}
     for node in shaped.nodes:
-        results.append(_cost_node(node, shaped.tensors, shaped.values, weights,
+        results.append(_cost_node(node, shaped.tensors, shaped.values, params,
                                   opsets.get(node.domain, opsets.get("", 0))))
+        if shaped.control and node.op_type in CONTROL_FLOW_OPS:
+            results[-1] = apply_control_flow(results[-1], shaped.control)
     return results
 
 
@@ -60,9 +96,12 @@ def _cost_node(
     weights: Mapping[str, TensorInfo],
     opset: int,
 ) -> NodeCost:
-    inputs = [_info(x, tensors) for x in node.inputs if x]
-    outputs = [_info(o, tensors) for o in node.outputs if o]
-    params = sum(
+    # Looked up once: the rule's facts keep None for omitted ("") names, the lists drop them.
+    in_facts = tuple(_info(x, tensors) if x else None for x in node.inputs)
+    out_facts = tuple(_info(o, tensors) if o else None for o in node.outputs)
+    inputs = [t for t in in_facts if t is not None]
+    outputs = [t for t in out_facts if t is not None]
+    params = 0 if weights.keys().isdisjoint(node.inputs) else sum(
         weights[x].numel for x in set(node.inputs)
         if x in weights and counts_as_param(weights[x]) and weights[x].is_static
     )
@@ -75,8 +114,8 @@ def _cost_node(
                         bytes_read, bytes_written, "no cost rule for this op")
     facts = NodeFacts(
         node=node,
-        inputs=tuple(_info(x, tensors) if x else None for x in node.inputs),
-        outputs=tuple(_info(o, tensors) if o else None for o in node.outputs),
+        inputs=in_facts,
+        outputs=out_facts,
         values=values,
         opset=opset,
     )
@@ -85,9 +124,13 @@ def _cost_node(
     except ShapeUnknownError:
         return NodeCost(node, inputs, outputs, None, STATUS_UNRESOLVED, rule.kind, params,
                         bytes_read, bytes_written, "shape unknown")
-    except (ValueError, IndexError, KeyError, TypeError, ZeroDivisionError) as exc:
+    except Exception as exc:  # hostile attributes or shapes: unresolved, never a crash
         return NodeCost(node, inputs, outputs, None, STATUS_UNRESOLVED, rule.kind, params,
-                        bytes_read, bytes_written, f"attributes or shapes do not fit: {exc}")
+                        bytes_read, bytes_written,
+                        f"attributes or shapes do not fit: {type(exc).__name__}: {exc}"[:300])
+    if absurd_cost(cost):
+        return NodeCost(node, inputs, outputs, None, STATUS_UNRESOLVED, rule.kind, params,
+                        bytes_read, bytes_written, ABSURD_REASON)
     if not static:
         # The rule did not need the unknown shapes, but the bytes are still unknown.
         return NodeCost(node, inputs, outputs, cost, STATUS_UNRESOLVED, rule.kind, params,

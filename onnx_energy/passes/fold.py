@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..graph import Node
+from ..graph import Node, tensor_to_array
 
 #: Values larger than this are never materialised.
 MAX_FOLD_ELEMENTS = 4096
@@ -64,9 +64,11 @@ def fold_node(node: Node, values: Sequence[Array | None]) -> list[Array] | None:
         return None
     try:
         outs = folder(node, values)
-    except (CannotFoldError, ValueError, IndexError, TypeError, OverflowError, ZeroDivisionError):
+    except Exception:  # CannotFoldError, or hostile attributes/values: left unknown
         return None
-    if any(o.size > MAX_FOLD_ELEMENTS for o in outs):
+    # numpy scalars (np.take with a scalar index: torch's Shape->Gather) are values too.
+    if any(not isinstance(o, (np.ndarray, np.generic)) or o.size > MAX_FOLD_ELEMENTS
+           for o in outs):
         return None
     return outs
 
@@ -81,7 +83,7 @@ def _identity(node: Node, v: Sequence[Array | None]) -> list[Array]:
 
 @folds("Constant")
 def _constant(node: Node, v: Sequence[Array | None]) -> list[Array]:
-    from onnx import TensorProto, numpy_helper
+    from onnx import TensorProto
 
     a = node.attrs
     if "value" in a:
@@ -90,7 +92,7 @@ def _constant(node: Node, v: Sequence[Array | None]) -> list[Array]:
             raise CannotFoldError
         if math.prod(t.dims) > MAX_FOLD_ELEMENTS:
             raise CannotFoldError
-        return [numpy_helper.to_array(t)]
+        return [tensor_to_array(t)]
     for key, dtype in (("value_int", np.int64), ("value_float", np.float32)):
         if key in a:
             return [np.array(a[key], dtype=dtype)]

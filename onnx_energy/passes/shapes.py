@@ -7,8 +7,10 @@ shape subgraph ONNX cannot evaluate), a topological walk evaluates shape subgrap
 
 from __future__ import annotations
 
+import functools
 import heapq
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import onnx
@@ -17,14 +19,24 @@ from onnx import TensorProto, helper, numpy_helper
 from ..dtypes import elem_type
 from ..errors import InvalidGraphError
 from ..graph import (
-    MAX_DIM,
     LoadedModel,
     Node,
     TensorInfo,
     constant_value,
+    shape_text,
+    tensor_info_from_type_proto,
     tensor_info_from_value_info,
+    valid_shape,
 )
-from .fold import MAX_FOLD_ELEMENTS, fold_node
+from . import contrib_shapes
+from .control_flow import (
+    CONTROL_FLOW_OPS,
+    ControlFlow,
+    ControlFlowOptions,
+    ControlFlowResult,
+    implicit_inputs,
+)
+from .fold import FOLDERS, MAX_FOLD_ELEMENTS, fold_node
 
 
 @dataclass
@@ -34,10 +46,17 @@ class ShapedGraph:
     nodes: list[Node]
     tensors: dict[str, TensorInfo]
     values: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Analysed subgraphs of the If/Loop/Scan nodes (see control_flow.flow_key).
+    control: dict[Any, ControlFlowResult] = field(default_factory=dict)
 
 
-def infer_shapes(model: LoadedModel) -> ShapedGraph:
-    """Run ONNX shape inference plus the completion walk; the model must be bound already."""
+def infer_shapes(
+    model: LoadedModel, control: ControlFlowOptions | None = None
+) -> ShapedGraph:
+    """Run ONNX shape inference plus the completion walk; the model must be bound already.
+
+    ``control`` tells how If branches and Loop trip counts are counted (see control_flow).
+    """
     graph = model.proto.graph
     try:
         inferred = onnx.shape_inference.infer_shapes(
@@ -48,17 +67,25 @@ def infer_shapes(model: LoadedModel) -> ShapedGraph:
     tensors: dict[str, TensorInfo] = dict(model.weights)
     for vi in (*inferred.input, *inferred.value_info, *inferred.output):
         info = tensor_info_from_value_info(vi)
+        if not valid_shape(info.shape):
+            raise InvalidGraphError(
+                f"tensor {vi.name!r} has an invalid shape {shape_text(info.shape)}")
         if info.shape is not None or vi.name not in tensors:
             tensors[vi.name] = info
+    inferred = vi = None  # type: ignore[assignment]  # free ONNX's copy of the graph now
     values: dict[str, np.ndarray] = {}
     for t in graph.initializer:
         v = constant_value(t)
         if v is not None:
             values[t.name] = v
             tensors[t.name] = TensorInfo(t.name, tuple(v.shape), tensors[t.name].dtype)
-    nodes = topological_nodes(graph, set(tensors) | {vi.name for vi in graph.input})
-    _complete(nodes, tensors, values, model.opsets)
-    return ShapedGraph(nodes=nodes, tensors=tensors, values=values)
+    # Only inputs and initializers exist before any node runs (not outputs or value_info
+    # names, which would hide a cycle through a graph output).
+    defined = set(model.weights) | {t.name for t in graph.initializer}
+    nodes = topological_nodes(graph, defined | {vi.name for vi in graph.input})
+    flow = ControlFlow(model, control)
+    _complete(nodes, tensors, values, model.opsets, flow)
+    return ShapedGraph(nodes=nodes, tensors=tensors, values=values, control=flow.results)
 
 
 def topological_nodes(graph: onnx.GraphProto, available: set[str]) -> list[Node]:
@@ -66,24 +93,32 @@ def topological_nodes(graph: onnx.GraphProto, available: set[str]) -> list[Node]
     protos = list(graph.node)
     producer: dict[str, int] = {}
     for i, p in enumerate(protos):
-        for out in p.output:
+        for out in p.output[:]:  # (a list slice: one call, faster than iterating upb)
             if out:
+                if out in producer or out in available:  # not single static assignment
+                    raise InvalidGraphError(
+                        f"tensor {out!r} is defined twice (node {p.name or p.op_type!r})")
                 producer[out] = i
+    for vi in graph.output:
+        if vi.name not in producer and vi.name not in available:
+            raise InvalidGraphError(
+                f"graph output {vi.name!r} is not produced by any node, input or initializer")
     nodes = [Node.from_proto(p, i) for i, p in enumerate(protos)]
-    for n in nodes:
-        for name in n.inputs:
+    reads = [_reads(n) for n in nodes]  # inputs plus the outer names subgraphs read
+    for n, names in zip(nodes, reads, strict=True):
+        for name in names:
             if name and name not in producer and name not in available:
                 raise InvalidGraphError(
                     f"node {n.name!r} ({n.op_type}) reads {name!r}, which no node, input or "
                     "initializer defines"
                 )
-    if _in_order(nodes, available, producer):
+    if _in_order(reads, nodes, available, producer):
         return nodes
     # Kahn's algorithm over producer -> consumer edges, stable in file order.
     consumers: dict[int, list[int]] = {}
     indegree = [0] * len(nodes)
-    for i, n in enumerate(nodes):
-        for src in {producer[x] for x in n.inputs if x in producer and x not in available}:
+    for i, names in enumerate(reads):
+        for src in {producer[x] for x in names if x in producer and x not in available}:
             consumers.setdefault(src, []).append(i)
             indegree[i] += 1
     ready = [i for i, d in enumerate(indegree) if d == 0]
@@ -101,17 +136,34 @@ def topological_nodes(graph: onnx.GraphProto, available: set[str]) -> list[Node]
     return order
 
 
-def _in_order(nodes: list[Node], available: set[str], producer: dict[str, int]) -> bool:
+def _in_order(
+    reads: list[tuple[str, ...]], nodes: list[Node], available: set[str],
+    producer: dict[str, int],
+) -> bool:
     seen = set(available)
-    for n in nodes:
-        if any(x and x in producer and x not in seen for x in n.inputs):
+    for names, n in zip(reads, nodes, strict=True):
+        if any(x and x in producer and x not in seen for x in names):
             return False
         seen.update(n.outputs)
     return True
 
 
+def _reads(node: Node) -> tuple[str, ...]:
+    """A node's inputs, plus for a node with subgraphs the outer names they read."""
+    graph = onnx.GraphProto
+    for v in node.attrs.values():
+        if type(v) is graph or (type(v) is list and v and type(v[0]) is graph):
+            return node.inputs + tuple(sorted(implicit_inputs(node.proto) - set(node.inputs)))
+    return node.inputs
+
+
 #: Inputs whose values cost rules read (e.g. Pow's exponent), so they are folded too.
-VALUE_INPUTS_READ_BY_RULES: dict[str, tuple[int, ...]] = {"Pow": (1,)}
+VALUE_INPUTS_READ_BY_RULES: dict[str, tuple[int, ...]] = {
+    "Pow": (1,),
+    # KV-cache lengths of the attention family, transform lengths, NMS's box limit.
+    "Attention": (6,), "MultiHeadAttention": (8,), "DecoderMaskedMultiHeadAttention": (7,),
+    "GroupQueryAttention": (6,), "DFT": (1, 2), "STFT": (3,), "NonMaxSuppression": (2,),
+}
 
 
 def _complete(
@@ -119,37 +171,55 @@ def _complete(
     tensors: dict[str, TensorInfo],
     values: dict[str, np.ndarray],
     opsets: dict[str, int],
+    flow: ControlFlow | None = None,
 ) -> None:
     opset_imports = [helper.make_opsetid(d, v) for d, v in opsets.items()]
     default_opset = opsets.get("", 1)
     needed = _needed_values(nodes, tensors)
     with np.errstate(all="ignore"):
         for node in nodes:
-            outs = [tensors.get(o) for o in node.outputs if o]
-            resolved = all(o is not None and o.is_static for o in outs)
-            if not resolved or any(o in needed for o in node.outputs):
+            if flow is not None and node.op_type in CONTROL_FLOW_OPS and flow.handles(node):
+                flow.infer(node, tensors, values)  # subgraphs analysed, outputs filled in
+                continue
+            resolved = _all_static(node.outputs, tensors)
+            if (not resolved or not needed.isdisjoint(node.outputs)) and _foldable(node):
                 _fold(node, [tensors.get(x) if x else None for x in node.inputs], tensors, values)
             if resolved:
                 continue
-            outs = [tensors.get(o) for o in node.outputs if o]
-            if all(o is not None and o.is_static for o in outs):
+            if _all_static(node.outputs, tensors):
                 continue
-            if node.domain != "" or any(
-                not x or x not in tensors or not tensors[x].is_static for x in node.inputs if x
-            ):
+            if contrib_shapes.handles(node):
+                contrib_shapes.infer_contrib(node, tensors, values, opsets)
+                continue
+            if node.domain != "" or not _all_static(node.inputs, tensors):
                 continue
             _reinfer(node, tensors, values, opset_imports, default_opset)
+
+
+def _all_static(names: tuple[str, ...], tensors: dict[str, TensorInfo]) -> bool:
+    """Whether every named (non-empty) tensor has a static shape; a plain loop (hot path)."""
+    for name in names:
+        if name:
+            info = tensors.get(name)
+            if info is None or not info.is_static:
+                return False
+    return True
+
+
+def _foldable(node: Node) -> bool:
+    """Whether `_fold` can evaluate anything for this node."""
+    return node.domain == "" and (node.op_type in FOLDERS or node.op_type in ("Shape", "Size"))
 
 
 def _needed_values(nodes: list[Node], tensors: dict[str, TensorInfo]) -> set[str]:
     """Tensors whose values may matter: the backward cone of every node ONNX left unresolved."""
     needed: set[str] = set()
     for node in reversed(nodes):
-        unresolved = any(
-            o and (o not in tensors or not tensors[o].is_static) for o in node.outputs
-        )
-        if unresolved or any(o in needed for o in node.outputs):
-            needed.update(x for x in node.inputs if x)
+        if not needed.isdisjoint(node.outputs) or not _all_static(node.outputs, tensors):
+            needed.update(node.inputs)
+            needed.discard("")  # "" (an omitted input) is never a tensor
+        if node.domain == "" and node.op_type in CONTROL_FLOW_OPS:
+            needed.update(x for x in _reads(node) if x)  # trip counts, outer shape constants
         for i in VALUE_INPUTS_READ_BY_RULES.get(node.op_type, ()):
             if i < len(node.inputs) and node.inputs[i]:
                 needed.add(node.inputs[i])
@@ -162,8 +232,8 @@ def _fold(
     tensors: dict[str, TensorInfo],
     values: dict[str, np.ndarray],
 ) -> None:
-    if node.domain != "":
-        return
+    if not _foldable(node):
+        return  # nothing to evaluate (fold_node would give None)
     if node.op_type in ("Shape", "Size"):
         src = in_infos[0] if in_infos else None
         if src is None or not src.is_static:
@@ -195,7 +265,7 @@ def _set_value(
     values[name] = value
     old = tensors.get(name)
     dtype = old.dtype if old is not None and old.dtype else _np_dtype_name(value)
-    tensors[name] = TensorInfo(name, tuple(int(d) for d in value.shape), dtype)
+    tensors[name] = TensorInfo(name, value.shape, dtype)  # numpy shapes are tuples of ints
 
 
 def _np_dtype_name(value: np.ndarray) -> str:
@@ -205,6 +275,12 @@ def _np_dtype_name(value: np.ndarray) -> str:
         return dtype_name(helper.np_dtype_to_tensor_dtype(value.dtype))
     except Exception:
         return ""
+
+
+@functools.lru_cache(maxsize=4096)
+def _type_proto(elem: int, shape: tuple[int | str | None, ...] | None) -> onnx.TypeProto:
+    """`helper.make_tensor_type_proto`, built once per (dtype, shape): ONNX only reads it."""
+    return helper.make_tensor_type_proto(elem, shape)
 
 
 def _reinfer(
@@ -227,7 +303,8 @@ def _reinfer(
         if not x:
             continue
         info = tensors[x]
-        types[x] = helper.make_tensor_type_proto(elem_type(info.dtype), info.shape)
+        shape = None if info.shape is None else tuple(info.shape)  # hashable for the cache
+        types[x] = _type_proto(elem_type(info.dtype), shape)
         v = values.get(x)
         if v is not None and v.size <= MAX_FOLD_ELEMENTS:
             data[x] = numpy_helper.from_array(v, x)
@@ -238,10 +315,8 @@ def _reinfer(
     except Exception:  # a node ONNX cannot infer stays unresolved and is reported
         return
     for name, tp in result.items():
-        info = tensor_info_from_value_info(helper.make_value_info(name, tp))
-        if info.shape is not None and any(
-            isinstance(d, int) and (d < 0 or d > MAX_DIM) for d in info.shape
-        ):
+        info = tensor_info_from_type_proto(name, tp)
+        if not valid_shape(info.shape):
             raise InvalidGraphError(
                 f"node {node.name!r} ({node.op_type}) infers an invalid shape {info.shape} "
                 f"for {name!r}"
