@@ -2,20 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .analysis import Analysis, NodeResult, analyze
-from .errors import OnnxEnergyError
-from .graph import TensorInfo
+if TYPE_CHECKING:
+    from .analysis import Analysis, NodeResult, analyze
+    from .calibration.measure import measure
+    from .errors import OnnxEnergyError
+    from .graph import TensorInfo
 
 __all__ = ["Analysis", "NodeResult", "OnnxEnergyError", "TensorInfo", "analyze", "measure"]
 __version__ = "0.1.0"
 
+# The public API, imported on first use: the CLI must be able to configure the process (see
+# cli/__init__.py) before numpy loads, and `measure` pulls in onnxruntime, which `analyze`
+# never needs.
+_EXPORTS = {
+    "Analysis": ".analysis",
+    "NodeResult": ".analysis",
+    "analyze": ".analysis",
+    "measure": ".calibration.measure",
+    "OnnxEnergyError": ".errors",
+    "TensorInfo": ".graph",
+}
+
 
 def __getattr__(name: str) -> Any:
-    # `measure` pulls in onnxruntime; import it only when asked so `analyze` starts fast.
-    if name == "measure":
-        from .calibration.measure import measure
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'onnx_energy' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
 
-        return measure
-    raise AttributeError(f"module 'onnx_energy' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -2,25 +2,45 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
-import click
+# numpy only does tiny shape arithmetic in this process: spinning up an OpenBLAS thread pool
+# at import costs more than the whole analysis of a small model. Set before numpy loads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from .. import __version__
-from ..errors import OnnxEnergyError
-from .analyze import analyze_command
-from .measure import measure_command
+import click  # noqa: E402
+
+from .. import __version__  # noqa: E402
+from ..errors import OnnxEnergyError  # noqa: E402
+
+#: Subcommands by name -> "module:attribute", imported only when used (measure pulls in
+#: onnxruntime, which `analyze` never needs).
+COMMANDS = {
+    "analyze": "onnx_energy.cli.analyze:analyze_command",
+    "measure": "onnx_energy.cli.measure:measure_command",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A click group that imports each subcommand's module on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="onnx-energy")
 def cli() -> None:
     """Energy and time of ONNX models: static analysis, measurement, calibration."""
-
-
-cli.add_command(analyze_command)
-cli.add_command(measure_command)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,8 +91,19 @@ def _one_line(exc: BaseException) -> str:
 
 
 def run() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Console-script entry point.
+
+    Output is flushed, then the process exits without tearing the interpreter down: freeing
+    a large graph's objects one by one takes longer than analysing it, and nothing is left
+    to write (records are fsynced window by window).
+    """
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):  # stdout closed early (`| head`): nothing to lose
+        code = code or 0
+    os._exit(code)
 
 
 if __name__ == "__main__":
