@@ -60,16 +60,14 @@ class TensorInfo:
     name: str
     shape: Shape | None
     dtype: str
+    # Whether every dim is an int: asked tens of thousands of times per large graph, so it is
+    # computed once here rather than in a property.
+    is_static: bool = field(init=False, repr=False, compare=False)
 
-    @property
-    def is_static(self) -> bool:
+    def __post_init__(self) -> None:
         shape = self.shape
-        if shape is None:
-            return False
-        for d in shape:  # noqa: SIM110  (a plain loop: the hottest check of the passes)
-            if not isinstance(d, int):
-                return False
-        return True
+        static = shape is not None and all(type(d) is int for d in shape)
+        object.__setattr__(self, "is_static", static)
 
     @property
     def numel(self) -> int:

@@ -7,6 +7,8 @@ import io
 import json
 from collections.abc import Sequence
 
+import orjson
+
 from .analysis import Analysis, NodeResult
 from .gcpause import gc_paused
 from .ops.registry import BOP_NAMES
@@ -29,7 +31,16 @@ def si(value: float | None, unit: str = "") -> str:
 @gc_paused()
 def render_json(analysis: Analysis) -> str:
     # The dict is a fresh tree: no cycle check needed (same output, faster).
-    return json.dumps(analysis.to_dict(), separators=(",", ":"), check_circular=False)
+    return dumps_json(analysis.to_dict())
+
+
+def dumps_json(data: object) -> str:
+    """Compact JSON. orjson is ~6x faster on a large graph's report; counts beyond 64 bits
+    (possible on absurd models) fall back to the standard encoder."""
+    try:
+        return orjson.dumps(data).decode()
+    except TypeError:
+        return json.dumps(data, separators=(",", ":"), check_circular=False)
 
 
 CSV_COLUMNS = ("name", "op_type", "domain", "status", "output_shape", "macs", "flops",

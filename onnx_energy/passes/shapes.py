@@ -212,18 +212,28 @@ def _foldable(node: Node) -> bool:
 
 
 def _needed_values(nodes: list[Node], tensors: dict[str, TensorInfo]) -> set[str]:
-    """Tensors whose values may matter: the backward cone of every node ONNX left unresolved."""
+    """Tensors whose values may matter: the backward cone of every node ONNX left unresolved.
+
+    The cone stops at tensors known to be larger than the fold limit (their values are never
+    materialised, so what produced them cannot matter) and at Shape/Size, which read only
+    their input's shape: without this, it would climb every activation chain to the inputs.
+    """
     needed: set[str] = set()
     for node in reversed(nodes):
-        if not needed.isdisjoint(node.outputs) or not _all_static(node.outputs, tensors):
-            needed.update(node.inputs)
-            needed.discard("")  # "" (an omitted input) is never a tensor
+        if node.domain == "" and node.op_type in ("Shape", "Size"):
+            pass
+        elif not needed.isdisjoint(node.outputs) or not _all_static(node.outputs, tensors):
+            needed.update(x for x in node.inputs if x and _may_fold(tensors.get(x)))
         if node.domain == "" and node.op_type in CONTROL_FLOW_OPS:
             needed.update(x for x in _reads(node) if x)  # trip counts, outer shape constants
         for i in VALUE_INPUTS_READ_BY_RULES.get(node.op_type, ()):
             if i < len(node.inputs) and node.inputs[i]:
                 needed.add(node.inputs[i])
     return needed
+
+
+def _may_fold(info: TensorInfo | None) -> bool:
+    return info is None or not info.is_static or info.numel <= MAX_FOLD_ELEMENTS
 
 
 def _fold(
