@@ -356,7 +356,8 @@ def _real_input_names(graph: GraphProto) -> list[str]:
     return [vi.name for vi in graph.input if vi.name not in init]
 
 
-def _tensor_header(t: TensorProto) -> TensorInfo:
+def tensor_header(t: TensorProto) -> TensorInfo:
+    """Shape and dtype of a tensor from its header (its data is never read)."""
     return TensorInfo(t.name, tuple(int(d) for d in t.dims), dtype_name(t.data_type))
 
 
@@ -365,7 +366,7 @@ def _detach_weights(graph: GraphProto, base_dir: Path | None) -> dict[str, Tenso
     keep: list[TensorProto] = []
     detached: list[TensorInfo] = []
     for t in graph.initializer:
-        info = _tensor_header(t)
+        info = tensor_header(t)
         if not valid_shape(info.shape):
             raise InvalidGraphError(
                 f"initializer {t.name!r} has an invalid shape {shape_text(info.shape)}")

@@ -40,3 +40,22 @@ def weights(*shape: int, seed: int = 0) -> np.ndarray:
 @pytest.fixture
 def f32() -> int:
     return TensorProto.FLOAT
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``onnx-energy analyze ARGS`` in process: (exit code, stdout, stderr)."""
+    from onnx_energy.cli import main
+
+    code = main(["analyze", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, out: str, err: str, *words: str) -> None:
+    """Exit code 2, nothing on stdout, exactly one stderr line naming each of ``words``."""
+    assert code == 2, (code, err)
+    assert out == ""
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    for w in words:
+        assert w in err, (w, err)

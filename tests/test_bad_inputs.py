@@ -14,10 +14,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import make_model, weights
+from conftest import assert_one_line_error, make_model, run_cli, weights
 from onnx import TensorProto, helper
-
-from onnx_energy.cli import main
 
 F = TensorProto.FLOAT
 
@@ -26,21 +24,6 @@ def small_model() -> onnx.ModelProto:
     # x[1,3,8,8] -Conv(4,3,3x3)-> [1,4,6,6] -Relu-
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Relu", ["c"], ["y"])]
     return make_model(nodes, [("x", [1, 3, 8, 8], F)], initializers={"w": weights(4, 3, 3, 3)})
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(["analyze", *args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code: int, out: str, err: str, *words: str) -> None:
-    assert code == 2, (code, err)
-    assert out == ""
-    assert err.endswith("\n") and err.count("\n") == 1, err
-    assert "Traceback" not in err
-    for w in words:
-        assert w in err, (w, err)
 
 
 def write(path: Path, data: bytes) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import make_model, weights
+from conftest import assert_one_line_error, make_model, run_cli, weights
 from onnx import TensorProto, helper
 
 import onnx_energy
@@ -33,20 +33,6 @@ def fixed_path(tmp_path) -> str:
     path = tmp_path / "fixed.onnx"
     path.write_bytes(seq_model(batch=1).SerializeToString())
     return str(path)
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(["analyze", *args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code: int, out: str, err: str, *words: str) -> None:
-    assert code == 2, (code, err)
-    assert out == ""
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for w in words:
-        assert w in err, (w, err)
 
 
 def test_dim_binds_by_name(capsys, seq_path):

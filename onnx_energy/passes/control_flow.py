@@ -41,6 +41,7 @@ from ..graph import (
     LoadedModel,
     Node,
     TensorInfo,
+    tensor_header,
     valid_shape,
 )
 from ..ops.registry import ZERO_COST, Cost
@@ -573,7 +574,7 @@ class ControlFlow:
         keep: list[TensorProto] = []
         detached: list[TensorInfo] = []
         for t in g.initializer:
-            info = TensorInfo(t.name, tuple(int(d) for d in t.dims), dtype_name(t.data_type))
+            info = tensor_header(t)
             if not valid_shape(info.shape):
                 raise InvalidGraphError(
                     f"initializer {t.name!r} has an invalid shape {info.shape}")
