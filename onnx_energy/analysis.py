@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,6 +221,7 @@ def analyze(
     transistor_table: str | os.PathLike[str] | TransistorTable | None = None,
     branch: str | None = None,
     loop_trips: int | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Analysis:
     """Analyse an ONNX model (a path or a ModelProto) without reading its weights.
 
@@ -231,7 +232,9 @@ def analyze(
     ``transistor_table`` is a JSON file merged over the default table (docs/basic_ops.md).
     ``branch`` (``then``/``else``) picks the If branch counted (default: the costlier);
     ``loop_trips`` is the trip count of Loops (and Scans) whose count is not a constant.
+    ``progress`` is called with a short message as each pass starts.
     """
+    say = progress or (lambda _msg: None)
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown convention {convention!r}; choose from {', '.join(CONVENTIONS)}")
     _check_choice("phase", phase, PHASES)
@@ -240,10 +243,13 @@ def analyze(
     table = (transistor_table if isinstance(transistor_table, TransistorTable)
              else load_table(transistor_table))
     control = control_options(branch, loop_trips)
+    say("loading")
     loaded = load_model(model)
     prepare_control_flow(loaded)  # nesting limit, model-local functions inlined
     bindings = bind_dims(loaded, dims, batch_size)
+    say(f"inferring shapes ({len(loaded.proto.graph.node):,} nodes)")
     shaped = infer_shapes(loaded, control)
+    say(f"costing {len(shaped.nodes):,} nodes")
     costs = cost_nodes(shaped, loaded.weights, loaded.opsets)
     label = str(loaded.path) if loaded.path is not None else (loaded.proto.graph.name or "model")
     inputs = [shaped.tensors.get(n) or TensorInfo(n, None, "") for n in loaded.input_names]
@@ -256,6 +262,7 @@ def analyze(
         training = training_pass(
             shaped.nodes, [c.cost for c in costs], shaped.tensors, trainable,
             [o.name for o in loaded.proto.graph.output], loss, shaped.values).nodes
+    say("lowering to transistor operations and summing")
     return summarize(label, convention, inputs, costs, loaded.weights, bindings, unbound,
                      table=table, training=training, loss=loss, precision=precision)
 

@@ -10,7 +10,7 @@ from ..passes.control_flow import BRANCHES, MAX_TRIPS
 from ..passes.training import LOSSES, PHASES
 from ..passes.transistors import PRECISIONS
 from ..report import gaps_summary, render_csv, render_json, render_table
-from .options import dim_options, format_option, model_argument
+from .options import ProgressLine, dim_options, format_option, model_argument
 
 
 @click.command("analyze")
@@ -46,9 +46,15 @@ def analyze_command(model: str, dims: dict[str, int], batch_size: int | None, co
                     loop_trips: int | None) -> None:
     """Count MACs, FLOPs, parameters, bytes, basic and transistor operations of every node of
     MODEL (weights are never read)."""
-    result = analyze(model, dims=dims, batch_size=batch_size, convention=convention,
-                     phase=phase, loss=loss, precision=precision,
-                     transistor_table=transistor_table, branch=branch, loop_trips=loop_trips)
+    # Large graphs take seconds: say what is running, on a terminal only (pipes stay clean).
+    line = ProgressLine("analyzing", tty_only=True, after_s=0.5)
+    try:
+        result = analyze(model, dims=dims, batch_size=batch_size, convention=convention,
+                         phase=phase, loss=loss, precision=precision,
+                         transistor_table=transistor_table, branch=branch,
+                         loop_trips=loop_trips, progress=line)
+    finally:
+        line.clear()
     if fmt == "json":
         click.echo(render_json(result))
     elif fmt == "csv":

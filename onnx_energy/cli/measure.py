@@ -3,38 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
 from ..calibration.measure import Measurement, measure
 from ..calibration.sensors import SENSOR_CHOICES
-from .options import dim_options, format_option, model_argument
-
-
-class _ProgressLine:
-    """One status line on stderr: rewritten in place on a terminal, a line per step otherwise."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.tty = sys.stderr.isatty()
-        self.shown = False
-
-    def __call__(self, msg: str) -> None:
-        if not self.enabled:
-            return
-        if self.tty:
-            sys.stderr.write(f"\r\033[Kmeasuring: {msg}")
-            self.shown = True
-        else:
-            sys.stderr.write(f"measuring: {msg}\n")
-        sys.stderr.flush()
-
-    def clear(self) -> None:
-        if self.shown:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
-            self.shown = False
+from .options import ProgressLine, dim_options, format_option, model_argument
 
 
 def _si(value: float | None, unit: str) -> str:
@@ -150,7 +124,7 @@ def measure_command(model: str, dims: dict[str, int], batch_size: int | None, pr
     estimate when it falls back to a TDP model); without one, energy is reported as not
     measured, and why.
     """
-    line = _ProgressLine(not quiet)
+    line = ProgressLine("measuring", enabled=not quiet)
     try:
         result = measure(model, provider=provider, threads=threads, dims=dims,
                          batch_size=batch_size, sensor=sensor, min_window=min_window,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -46,3 +48,36 @@ def format_option(*choices: str) -> Callable[[F], F]:
         "--format", "fmt", type=click.Choice(choices), default=choices[0], show_default=True,
         help="Output format.",
     )
+
+
+class ProgressLine:
+    """One status line on stderr: rewritten in place on a terminal, a line per step otherwise.
+
+    ``tty_only`` keeps pipes and logs clean (nothing is written off a terminal);
+    ``after_s`` stays silent until the work has run that long, so short runs do not flicker.
+    """
+
+    def __init__(self, prefix: str, enabled: bool = True, tty_only: bool = False,
+                 after_s: float = 0.0) -> None:
+        self.prefix = prefix
+        self.tty = sys.stderr.isatty()
+        self.enabled = enabled and (self.tty or not tty_only)
+        self.after_s = after_s
+        self.start = time.monotonic()
+        self.shown = False
+
+    def __call__(self, msg: str) -> None:
+        if not self.enabled or time.monotonic() - self.start < self.after_s:
+            return
+        if self.tty:
+            sys.stderr.write(f"\r\033[K{self.prefix}: {msg}")
+            self.shown = True
+        else:
+            sys.stderr.write(f"{self.prefix}: {msg}\n")
+        sys.stderr.flush()
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self.shown = False
