@@ -204,3 +204,14 @@ def test_data_movement_chain_has_no_arithmetic():
     assert by["Cast"].bytes_written == 48 * 2  # float16
     assert a.totals.bytes_read == 96 + 112 + 192 + 192 + 96
     assert all(n.kind == "movement" for n in a.nodes)
+
+
+def test_shape_and_size_read_no_data_bytes_even_of_a_dynamic_tensor():
+    # Shape of x[N,4] (N unbound) is a static [2]: resolved, 0 bytes read, 16 bytes written.
+    nodes = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Size", ["x"], ["n"])]
+    m = make_model(nodes, [("x", ["N", 4], F)],
+                   [("s", None, TensorProto.INT64), ("n", None, TensorProto.INT64)])
+    by = {n.op_type: n for n in onnx_energy.analyze(m).nodes}
+    assert by["Shape"].status == "ok" and by["Shape"].bytes_read == 0
+    assert by["Shape"].bytes_written == 2 * 8
+    assert by["Size"].bytes_read == 0 and by["Size"].bytes_written == 8

@@ -41,6 +41,9 @@ MAX_COUNT = 2**100
 ABSURD_REASON = "a negative count or more than 1e30 operations: absurd shapes or attributes"
 
 
+#: Ops that read only their input's shape: no data bytes read.
+METADATA_ONLY = frozenset({"Shape", "Size"})
+
 def absurd_cost(cost: Cost) -> bool:
     """Negative counts, or counts past MAX_COUNT (where floats would overflow downstream)."""
     return any(not 0 <= v <= MAX_COUNT for v in (cost.macs, cost.flops, cost.bias))
@@ -105,8 +108,10 @@ def _cost_node(
         weights[x].numel for x in set(node.inputs)
         if x in weights and counts_as_param(weights[x]) and weights[x].is_static
     )
-    static = all(t.is_static for t in inputs) and all(t.is_static for t in outputs)
-    bytes_read = sum(t.nbytes for t in inputs) if static else None
+    # Shape/Size read their input's shape, never its data (nor need its dims to be known).
+    read = () if node.domain == "" and node.op_type in METADATA_ONLY else inputs
+    static = all(t.is_static for t in read) and all(t.is_static for t in outputs)
+    bytes_read = sum(t.nbytes for t in read) if static else None
     bytes_written = sum(t.nbytes for t in outputs) if static else None
     rule = lookup(node.domain, node.op_type)
     if rule is None:
