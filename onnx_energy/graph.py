@@ -196,7 +196,7 @@ def load_model(source: str | os.PathLike[str] | ModelProto) -> LoadedModel:
         if tensor.data_location == TensorProto.EXTERNAL:
             _check_external_location(tensor, base_dir, where)
     input_names = _real_input_names(proto.graph)
-    weights = _detach_weights(proto.graph, base_dir)
+    weights = detach_weights(proto.graph, base_dir)
     return LoadedModel(proto=proto, path=path, weights=weights, input_names=input_names)
 
 
@@ -361,7 +361,9 @@ def tensor_header(t: TensorProto) -> TensorInfo:
     return TensorInfo(t.name, tuple(int(d) for d in t.dims), dtype_name(t.data_type))
 
 
-def _detach_weights(graph: GraphProto, base_dir: Path | None) -> dict[str, TensorInfo]:
+def detach_weights(graph: GraphProto, base_dir: Path | None) -> dict[str, TensorInfo]:
+    """Headers of every initializer; large ones (and sparse ones) leave the initializer list
+    and become typed graph inputs. Small external tensors are read only with a ``base_dir``."""
     weights: dict[str, TensorInfo] = {}
     keep: list[TensorProto] = []
     detached: list[TensorInfo] = []
@@ -386,6 +388,9 @@ def _detach_weights(graph: GraphProto, base_dir: Path | None) -> dict[str, Tenso
     for st in graph.sparse_initializer:
         info = TensorInfo(st.values.name, tuple(int(d) for d in st.dims),
                           dtype_name(st.values.data_type))
+        if not valid_shape(info.shape):
+            raise InvalidGraphError(f"sparse initializer {info.name!r} has an invalid shape "
+                                    f"{shape_text(info.shape)}")
         weights[info.name] = info
         detached.append(info)
     if detached:

@@ -13,7 +13,7 @@ The walker judges the bytes it walks as protobuf (upb) does, and reports what up
 refuse with upb's own message; the rest is left to upb when it parses the reduced bytes. So a
 file loads exactly when protobuf would load it.
 
-A skimmed initializer has no payload and is not EXTERNAL: `graph._detach_weights` detaches
+A skimmed initializer has no payload and is not EXTERNAL: `graph.detach_weights` detaches
 every initializer above `graph.SMALL_TENSOR_ELEMENTS`, which is the threshold it passes here,
 so no skimmed tensor ever reaches `graph.constant_value`.
 """

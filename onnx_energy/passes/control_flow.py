@@ -31,17 +31,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnx
 import onnx.inliner
-from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, numpy_helper
+from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, numpy_helper
 
-from ..dtypes import dtype_name, elem_type
+from ..dtypes import elem_type
 from ..errors import InvalidGraphError, OnnxEnergyError
 from ..graph import (
     MAX_DIM,
-    SMALL_TENSOR_ELEMENTS,
     LoadedModel,
     Node,
     TensorInfo,
-    tensor_header,
+    detach_weights,
     valid_shape,
 )
 from ..ops.registry import ZERO_COST, Cost
@@ -569,37 +568,9 @@ class ControlFlow:
         g.CopyFrom(graph)
         for vi, info in zip(g.input, formal, strict=True):
             _set_type(vi, info)
-        headers: dict[str, TensorInfo] = {}
-        params: dict[str, TensorInfo] = {}
-        keep: list[TensorProto] = []
-        detached: list[TensorInfo] = []
-        for t in g.initializer:
-            info = tensor_header(t)
-            if not valid_shape(info.shape):
-                raise InvalidGraphError(
-                    f"initializer {t.name!r} has an invalid shape {info.shape}")
-            headers[t.name] = params[t.name] = info
-            small = int(np.prod(info.shape or (), dtype=object)) <= SMALL_TENSOR_ELEMENTS
-            if small and t.data_location != TensorProto.EXTERNAL:
-                keep.append(t)
-            else:
-                detached.append(info)
-        for st in g.sparse_initializer:
-            info = TensorInfo(st.values.name, tuple(int(d) for d in st.dims),
-                              dtype_name(st.values.data_type))
-            if not valid_shape(info.shape):
-                raise InvalidGraphError(
-                    f"sparse initializer {info.name!r} has an invalid shape {info.shape}")
-            headers[info.name] = params[info.name] = info
-            detached.append(info)
-        del g.initializer[:]
-        del g.sparse_initializer[:]
-        g.initializer.extend(keep)
-        input_names = [vi.name for vi in g.input]
-        for info in detached:
-            vi = g.input.add()
-            vi.name = info.name
-            _set_type(vi, info)
+        input_names = [vi.name for vi in g.input]  # before weights become typed inputs
+        headers = detach_weights(g, base_dir=None)
+        params = dict(headers)
         for name in sorted(free_names(graph)):
             outer = tensors.get(name)
             if name in self.weights:
