@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .analysis import Analysis, NodeResult, analyze
-    from .calibration.measure import measure
     from .errors import OnnxEnergyError
     from .graph import TensorInfo
+    from .measure.measurement import measure
 
 __all__ = ["Analysis", "NodeResult", "OnnxEnergyError", "TensorInfo", "analyze", "measure"]
 __version__ = "0.1.0"
@@ -21,7 +21,7 @@ _EXPORTS = {
     "Analysis": ".analysis",
     "NodeResult": ".analysis",
     "analyze": ".analysis",
-    "measure": ".calibration.measure",
+    "measure": ".measure",
     "OnnxEnergyError": ".errors",
     "TensorInfo": ".graph",
 }
@@ -31,6 +31,8 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'onnx_energy' has no attribute {name!r}")
+    if name == "measure":  # the package itself: callable as the function (see measure/)
+        return importlib.import_module(module, __name__)
     value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value
     return value

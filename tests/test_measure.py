@@ -12,19 +12,19 @@ import pytest
 from conftest import make_model, weights
 from onnx import TensorProto, helper
 
-from onnx_energy.calibration.measure import MeasurementFailed, measure
-from onnx_energy.calibration.profiling import map_kernels, node_timings, parse_profile
-from onnx_energy.calibration.protocol import idle_baseline, run_window
-from onnx_energy.calibration.runner import MeasurementError, Runner, random_inputs
-from onnx_energy.calibration.sensors import (
+from onnx_energy.cli import main
+from onnx_energy.errors import BindingError
+from onnx_energy.graph import TensorInfo
+from onnx_energy.measure.measurement import MeasurementFailed, measure
+from onnx_energy.measure.profiling import map_kernels, node_timings, parse_profile
+from onnx_energy.measure.protocol import idle_baseline, run_window
+from onnx_energy.measure.runner import MeasurementError, Runner, random_inputs
+from onnx_energy.measure.sensors import (
     CodecarbonSensor,
     Sensor,
     SensorReadError,
     SensorUnavailable,
 )
-from onnx_energy.cli import main
-from onnx_energy.errors import BindingError
-from onnx_energy.graph import TensorInfo
 
 F = TensorProto.FLOAT
 

@@ -16,15 +16,15 @@ import pytest
 from conftest import make_model, weights
 from onnx import TensorProto, helper
 
-from onnx_energy.calibration.measure import MeasurementInterrupted, measure
-from onnx_energy.calibration.records import (
+from onnx_energy.measure.measurement import MeasurementInterrupted, measure
+from onnx_energy.measure.records import (
     REQUIRED_KEYS,
     RecordFileError,
     RecordWriter,
     read_records,
     record_schema,
 )
-from onnx_energy.calibration.sensors import Sensor
+from onnx_energy.measure.sensors import Sensor
 
 F = TensorProto.FLOAT
 REPO = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from onnx_energy.calibration.sensors import (
+from onnx_energy.measure.sensors import (
     NvmlSensor,
     SensorReadError,
     SensorUnavailable,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from onnx_energy.calibration import sensors
-from onnx_energy.calibration.sensors import (
+from onnx_energy.measure import sensors
+from onnx_energy.measure.sensors import (
     NoSensor,
     RaplSensor,
     SensorReadError,

@@ -6,8 +6,8 @@ import json
 
 import click
 
-from ..calibration.measure import Measurement, measure
-from ..calibration.sensors import SENSOR_CHOICES
+from ..measure.measurement import Measurement, measure
+from ..measure.sensors import SENSOR_CHOICES
 from .options import ProgressLine, dim_options, format_option, model_argument
 
 

@@ -31,7 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..errors import OnnxEnergyError
+from ..errors import TransistorTableError
 from ..graph import Node, TensorInfo
 from ..ops.quantized import native_dtype_for
 from ..ops.registry import BOP_NAMES, BasicOps
@@ -56,12 +56,6 @@ DTYPE_KEYS: dict[str, str] = {
 
 _COMPONENTS = ("full_adder", "half_adder", "xor", "multiplier_64", "divider_64",
                "reference_bits", "scaling_exponent", "newton_seed_bits")
-
-
-class TransistorTableError(OnnxEnergyError):
-    """A transistor table file is missing, not JSON, or malformed."""
-
-    exit_code = 2
 
 
 def dtype_key(dtype: str) -> str:

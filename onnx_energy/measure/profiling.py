@@ -1,0 +1,386 @@
+"""Per-node timings: onnxruntime's profiler, mapped back onto the original graph's nodes.
+
+onnxruntime optimises the graph before running it: it fuses nodes (Conv+Relu into FusedConv,
+MatMul+Add into Gemm, the LayerNorm and Gelu subgraphs into one kernel, Conv+Add+Relu into one
+NCHWc Conv), folds constants, drops Identity nodes and inserts layout conversions. The
+profiler times the kernels of that optimised graph. This module maps each kernel back:
+
+1. **Anchors.** A kernel is tied to original nodes by (a) the same node name, (b) producing
+   the same output tensor, (c) onnxruntime's naming of rewritten nodes: ``<tensor>_nchwc``
+   for NCHWc layout nodes and ``<node>/<FusionName>`` for fusions. An NCHWc Conv with a Sum
+   input also absorbed the Add after its Conv, and the activation after that Add.
+2. **Groups.** Kernels that share an original node form one group (e.g. a Split and a
+   Squeeze that replaced one Gather).
+3. **Folded nodes.** An original node tied to no kernel that is computable from constants and
+   static shapes alone, or whose outputs became initializers of the optimised graph (or feed
+   only such nodes), was constant-folded: these are listed in one row with no time.
+4. **Absorbed nodes.** Any other original node no kernel is tied to was fused into its
+   consumers: it joins the group of its nearest tied consumer (most onnxruntime fusions keep
+   the last node's output); failing that, its producer's group.
+5. Reshapes and layout reorders that onnxruntime inserted (not named like an original node)
+   join the kernel they feed or are fed by through a tensor the original graph lacks (the
+   reshapes around a MatMul+Add turned Gemm, the NCHWc reorders). Other kernels tied to no
+   original node (copies, for instance) are listed as inserted by onnxruntime.
+
+A group of more than one original node is reported as fused, under all its node names.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from onnx import GraphProto
+
+_KERNEL_SUFFIX = "_kernel_time"
+_FOLDED = -1  # the group of nodes onnxruntime folded into constants or eliminated
+#: Absorbed nodes of these types (weight Identities, folded shape arithmetic) are left out
+#: of group labels; they are still listed as members.
+_SHAPE_OPS = frozenset({"Identity", "Constant", "ConstantOfShape", "Shape", "Size", "Gather",
+                        "Unsqueeze", "Squeeze", "Concat", "Cast", "Slice", "Range", "Reshape",
+                        "Equal", "Where", "Expand"})
+#: Data-movement kernels onnxruntime inserts around the nodes it rewrites.
+_GLUE_OPS = frozenset({"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Transpose",
+                       "ReorderInput", "ReorderOutput"})
+
+
+@dataclass
+class KernelProfile:
+    """Kernel seconds per optimised-graph node name, one total per profiled run."""
+
+    seconds: dict[str, list[float]]
+    op_names: dict[str, str]
+    runs: int
+
+    def per_run(self) -> dict[str, float]:
+        """Mean over the runs of each kernel's time: the same statistic as a window's runtime
+        (window time / iterations), so the two stay comparable on a busy machine too."""
+        return {k: statistics.fmean(v) for k, v in self.seconds.items()} if self.runs else {}
+
+
+def parse_profile(path: str, skip_runs: int = 0) -> KernelProfile:
+    """Kernel durations per node and run from an onnxruntime profile JSON, after `skip_runs`."""
+    with open(path, encoding="utf-8") as fh:
+        events = json.load(fh)
+    if isinstance(events, dict):  # some versions wrap the list
+        events = events.get("traceEvents", [])
+    runs = sorted(
+        (int(e["ts"]), int(e["ts"]) + int(e["dur"]))
+        for e in events
+        if e.get("cat") == "Session" and e.get("name") == "model_run"
+    )[skip_runs:]
+    starts = [r[0] for r in runs]
+    seconds: dict[str, list[float]] = {}
+    ops: dict[str, str] = {}
+    for e in events:
+        name = e.get("name", "")
+        if e.get("cat") != "Node" or not name.endswith(_KERNEL_SUFFIX):
+            continue
+        ts = int(e.get("ts", 0))
+        i = bisect.bisect_right(starts, ts) - 1
+        if i < 0 or ts > runs[i][1]:
+            continue  # a warm-up run, or outside any run
+        node = name[: -len(_KERNEL_SUFFIX)]
+        seconds.setdefault(node, [0.0] * len(runs))[i] += int(e.get("dur", 0)) / 1e6
+        ops.setdefault(node, str(e.get("args", {}).get("op_name", "")))
+    return KernelProfile(seconds, ops, len(runs))
+
+
+@dataclass
+class _Orig:
+    name: str
+    op_type: str
+    inputs: list[str]
+    outputs: list[str]
+
+
+@dataclass
+class Group:
+    """Original nodes and the kernels that executed them."""
+
+    kernels: list[str] = field(default_factory=list)
+    kernel_ops: list[str] = field(default_factory=list)
+    anchored: list[int] = field(default_factory=list)
+    members: list[int] = field(default_factory=list)
+
+
+@dataclass
+class NodeTiming:
+    """One reported row: a node, or a fused group of nodes, or an inserted kernel."""
+
+    name: str
+    op_type: str
+    nodes: list[str]
+    op_types: list[str]
+    kernels: list[str]
+    fused: bool
+    inserted: bool
+    time_s: float
+    share: float = 0.0
+    energy_j: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "op_type": self.op_type,
+            "nodes": self.nodes,
+            "op_types": self.op_types,
+            "kernels": self.kernels,
+            "fused": self.fused,
+            "inserted": self.inserted,
+            "time_s": self.time_s,
+            "share": self.share,
+            "energy_j": self.energy_j,
+            "energy_basis": None if self.energy_j is None else "time-proportional",
+        }
+
+
+def _original_nodes(graph: GraphProto) -> list[_Orig]:
+    return [
+        _Orig(n.name or f"{n.op_type}_{i}", n.op_type, list(n.input), list(n.output))
+        for i, n in enumerate(graph.node)
+    ]
+
+
+def _attr(node: Any, name: str) -> Any:
+    for a in node.attribute:
+        if a.name == name:
+            return a.s.decode("utf-8", "replace") if a.s else None
+    return None
+
+
+def map_kernels(
+    original: GraphProto, optimized: GraphProto, constants: Iterable[str] = ()
+) -> tuple[list[_Orig], list[Group]]:
+    """Group the optimised graph's nodes with the original nodes they execute.
+
+    ``constants`` names initializers that are not in ``original`` (weights detached by
+    `load_model`); the graph's own initializers count too.
+    """
+    orig = _original_nodes(original)
+    by_name = {n.name: i for i, n in enumerate(orig)}
+    producer: dict[str, int] = {}
+    consumers: dict[str, list[int]] = defaultdict(list)
+    for i, n in enumerate(orig):
+        for t in n.outputs:
+            if t:
+                producer[t] = i
+        for t in n.inputs:
+            if t:
+                consumers[t].append(i)
+
+    def single_consumer(i: int, op_types: Iterable[str]) -> int | None:
+        users = [c for t in orig[i].outputs for c in consumers.get(t, [])]
+        if len(users) == 1 and orig[users[0]].op_type in op_types:
+            return users[0]
+        return None
+
+    kernel_anchors: list[tuple[Any, set[int]]] = []
+    for k in optimized.node:
+        anchors: set[int] = set()
+        if k.name in by_name:
+            anchors.add(by_name[k.name])
+        anchors.update(producer[t] for t in k.output if t in producer)
+        if not anchors and k.name.endswith("_nchwc"):
+            base = k.name[: -len("_nchwc")]
+            if base in producer:
+                anchors.add(producer[base])
+            elif base in by_name:
+                anchors.add(by_name[base])
+        if not anchors:
+            cut = k.name.rfind("/")
+            while cut > 0:
+                if k.name[:cut] in by_name:
+                    anchors.add(by_name[k.name[:cut]])
+                    break
+                cut = k.name.rfind("/", 0, cut)
+        if anchors and k.domain == "com.microsoft.nchwc" and k.op_type == "Conv":
+            last = max(anchors)
+            if len(k.input) >= 4 and k.input[3] and orig[last].op_type == "Conv":
+                add = single_consumer(last, ("Add", "Sum"))
+                if add is not None:
+                    anchors.add(add)
+                    last = add
+            activation = _attr(k, "activation")
+            if activation and orig[last].op_type != activation:
+                act = single_consumer(last, (activation,))
+                if act is not None:
+                    anchors.add(act)
+        kernel_anchors.append((k, anchors))
+
+    # union kernels that share an original node
+    parent = list(range(len(kernel_anchors)))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    owner: dict[int, int] = {}
+    for ki, (_, anchors) in enumerate(kernel_anchors):
+        for a in anchors:
+            if a in owner:
+                parent[find(ki)] = find(owner[a])
+            else:
+                owner[a] = ki
+    # reshapes and layout reorders onnxruntime inserted around a rewritten node join it
+    made_by: dict[str, int] = {}
+    used_by: dict[str, list[int]] = defaultdict(list)
+    for ki, (k, _) in enumerate(kernel_anchors):
+        for t in k.output:
+            made_by[t] = ki
+        for t in k.input:
+            used_by[t].append(ki)
+    for ki, (k, _) in enumerate(kernel_anchors):
+        if k.name in by_name or k.op_type not in _GLUE_OPS:
+            continue
+        inner = [t for t in k.input if t and t not in producer and t in made_by]
+        if inner:
+            parent[find(ki)] = find(made_by[inner[0]])
+            continue
+        outer = [c for t in k.output if t and t not in producer for c in used_by.get(t, [])]
+        if outer:
+            parent[find(ki)] = find(outer[0])
+
+    groups: dict[int, Group] = {}
+    for ki, (k, anchors) in enumerate(kernel_anchors):
+        g = groups.setdefault(find(ki), Group())
+        g.kernels.append(k.name)
+        g.kernel_ops.append(k.op_type)
+        g.anchored.extend(sorted(anchors))
+    node_group: dict[int, int] = {a: find(ki) for a, ki in owner.items()}
+
+    # constant-folded nodes: computable from constants and static shapes alone, or with
+    # outputs that became initializers, or feeding only folded nodes
+    const = {t.name for t in original.initializer} | set(constants or ())
+    folded: set[int] = set()
+    for i, node in enumerate(orig):
+        if node.op_type in ("Shape", "Size") or all(t in const for t in node.inputs if t):
+            const.update(t for t in node.outputs if t)
+            if i not in node_group:
+                folded.add(i)
+    folded_inits = {t.name for t in optimized.initializer}
+    graph_outputs = {o.name for o in original.output}
+    for i in range(len(orig) - 1, -1, -1):
+        if i in node_group:
+            continue
+        outs = [t for t in orig[i].outputs if t]
+        if outs and all(
+            t not in graph_outputs and (
+                t in folded_inits
+                or (consumers.get(t) and all(c in folded for c in consumers[t])))
+            for t in outs
+        ):
+            folded.add(i)
+    for i in folded:
+        node_group[i] = _FOLDED
+    groups[_FOLDED] = Group()
+
+    # absorbed nodes: nearest tied consumer (reverse topological order), else producer
+    for i in range(len(orig) - 1, -1, -1):
+        if i in node_group:
+            continue
+        users = sorted(c for t in orig[i].outputs for c in consumers.get(t, []))
+        for c in users:
+            if c in node_group:
+                node_group[i] = node_group[c]
+                break
+    for i in range(len(orig)):
+        if i in node_group:
+            continue
+        for t in orig[i].inputs:
+            p = producer.get(t)
+            if p is not None and p in node_group:
+                node_group[i] = node_group[p]
+                break
+    for i in range(len(orig)):
+        if i not in node_group:  # eliminated with no tied neighbour
+            node_group[i] = _FOLDED
+        groups[node_group[i]].members.append(i)
+    if not groups[_FOLDED].members:
+        del groups[_FOLDED]
+    return orig, [groups[k] for k in sorted(groups, key=_group_order(groups))]
+
+
+def _group_order(groups: dict[int, Group]) -> Any:
+    def key(k: int) -> tuple[int, int]:
+        g = groups[k]
+        first = min(g.members) if g.members else 1 << 30
+        return (first, k)
+
+    return key
+
+
+def _label(names: list[str], limit: int = 3) -> str:
+    if len(names) <= limit:
+        return " + ".join(names)
+    return " + ".join(names[:limit]) + f" + {len(names) - limit} more"
+
+
+def node_timings(
+    original: GraphProto,
+    optimized: GraphProto,
+    profile: KernelProfile,
+    energy_per_inference: float | None = None,
+    constants: Iterable[str] = (),
+) -> list[NodeTiming]:
+    """Per-inference time of each node or fused group, largest first.
+
+    ``share`` is the group's fraction of all kernel time; with an energy per inference,
+    ``energy_j`` splits it in proportion to time (labelled time-proportional).
+    """
+    per_run = profile.per_run()
+    orig, groups = map_kernels(original, optimized, constants)
+    known = {k for g in groups for k in g.kernels}
+    rows: list[NodeTiming] = []
+    for g in groups:
+        time_s = sum(per_run.get(k, 0.0) for k in g.kernels)
+        members = sorted(g.members)
+        tied = set(g.anchored)
+        compute = [i for i in members
+                   if i in tied or orig[i].op_type not in _SHAPE_OPS] or members
+        if not g.kernels:  # folded into constants or eliminated: no kernel, no time
+            rows.append(NodeTiming(
+                name=f"constant-folded or eliminated by onnxruntime ({len(members)} nodes)",
+                op_type="", nodes=[orig[i].name for i in members],
+                op_types=[orig[i].op_type for i in members], kernels=[], fused=False,
+                inserted=False, time_s=0.0))
+            continue
+        if not members:  # inserted by onnxruntime
+            if not g.kernels or not any(k in per_run for k in g.kernels):
+                continue
+            label = _label(g.kernels)
+            rows.append(NodeTiming(
+                name=f"{label} (inserted by onnxruntime)", op_type="+".join(g.kernel_ops),
+                nodes=[], op_types=[], kernels=g.kernels, fused=False, inserted=True,
+                time_s=time_s))
+            continue
+        op = "+".join(dict.fromkeys(g.kernel_ops)) if g.kernel_ops else orig[compute[0]].op_type
+        rows.append(NodeTiming(
+            name=_label([orig[i].name for i in compute]),
+            op_type=op,
+            nodes=[orig[i].name for i in members],
+            op_types=[orig[i].op_type for i in members],
+            kernels=g.kernels,
+            fused=len(compute) > 1,
+            inserted=False,
+            time_s=time_s,
+        ))
+    for k, secs in per_run.items():  # kernels from subgraphs (If/Loop bodies) and the like
+        if k not in known:
+            rows.append(NodeTiming(
+                name=k, op_type=profile.op_names.get(k, ""), nodes=[], op_types=[],
+                kernels=[k], fused=False, inserted=False, time_s=secs))
+    total = sum(r.time_s for r in rows)
+    for r in rows:
+        r.share = r.time_s / total if total > 0 else 0.0
+        if energy_per_inference is not None:
+            r.energy_j = r.share * energy_per_inference
+    rows.sort(key=lambda r: r.time_s, reverse=True)
+    return rows
