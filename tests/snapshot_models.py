@@ -113,7 +113,7 @@ def cases() -> dict[str, tuple[Callable[[], onnx.ModelProto], dict[str, Any]]]:
 def snapshot_json(name: str) -> str:
     """The analysis JSON of one case, as `onnx-energy analyze --format json` prints it."""
     from onnx_energy.analysis import analyze
-    from onnx_energy.report import render_json
+    from onnx_energy.render.analysis import render_json
 
     build, options = cases()[name]
     return render_json(analyze(build(), **options))

@@ -9,7 +9,7 @@ from ..errors import StrictModeError
 from ..passes.control_flow import BRANCHES, MAX_TRIPS
 from ..passes.training import LOSSES, PHASES
 from ..passes.transistors import PRECISIONS
-from ..report import gaps_summary, render_csv, render_json, render_table
+from ..render.analysis import RENDERERS, gaps_summary
 from .options import ProgressLine, dim_options, format_option, model_argument
 
 
@@ -55,12 +55,7 @@ def analyze_command(model: str, dims: dict[str, int], batch_size: int | None, co
                          loop_trips=loop_trips, progress=line)
     finally:
         line.clear()
-    if fmt == "json":
-        click.echo(render_json(result))
-    elif fmt == "csv":
-        click.echo(render_csv(result), nl=False)
-    else:
-        click.echo(render_table(result, top=top), nl=False)
+    click.echo(RENDERERS[fmt](result, top=top), nl=False)
     if fmt != "table":
         for line in gaps_summary(result):
             click.echo(line, err=True)

@@ -18,6 +18,7 @@ import onnx
 from onnx import ModelProto
 
 from ..errors import MeasurementFailed, MeasurementInterrupted, OnnxEnergyError
+from ..render.units import si
 from .fingerprint import hardware_fingerprint
 from .profiling import NodeTiming, node_timings, parse_profile
 from .protocol import Idle, Window, cv, idle_baseline, median, run_window, warm_up
@@ -266,11 +267,7 @@ def _window_progress(i: int, repeats: int, windows: list[Window]) -> str:
 
 
 def _fmt_s(seconds: float) -> str:
-    if seconds >= 1:
-        return f"{seconds:.3f} s"
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:.3f} ms"
-    return f"{seconds * 1e6:.1f} µs"
+    return si(seconds, "s", sig=4)
 
 
 def _energy_note(sensor: Sensor, notes: list[str], idle: Idle, energy: float | None,

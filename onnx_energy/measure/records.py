@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RecordFileError
+from ..render.json import dumps
 
 SCHEMA_ID = "onnx-energy/record/1"
 
@@ -72,7 +73,7 @@ class RecordWriter:
         os.fsync(self._fh.fileno())
 
     def append(self, record: dict[str, Any]) -> None:
-        line = json.dumps(_finite(record), separators=(",", ":"), allow_nan=False) + "\n"
+        line = dumps(_finite(record)) + "\n"
         self._fh.write(line.encode("utf-8"))
         self._sync()
         self.written += 1

@@ -4,43 +4,19 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-import orjson
-
-from .analysis import Analysis, NodeResult
-from .gcpause import gc_paused
-from .ops.registry import BOP_NAMES
-
-_PREFIXES = ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
-
-
-def si(value: float | None, unit: str = "") -> str:
-    """A number with a readable SI prefix: 4089184256 -> '4.089 G'."""
-    if value is None:
-        return "?"
-    for scale, prefix in _PREFIXES:
-        if abs(value) >= scale:
-            return f"{value / scale:.3f} {prefix}{unit}".rstrip()
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:.3g} {unit}".rstrip()
-    return f"{int(value)} {unit}".rstrip()
+from ..analysis import Analysis, NodeResult
+from ..gcpause import gc_paused
+from ..ops.registry import BOP_NAMES
+from .json import dumps
+from .units import si
 
 
 @gc_paused()
 def render_json(analysis: Analysis) -> str:
-    # The dict is a fresh tree: no cycle check needed (same output, faster).
-    return dumps_json(analysis.to_dict())
-
-
-def dumps_json(data: object) -> str:
-    """Compact JSON. orjson is ~6x faster on a large graph's report; counts beyond 64 bits
-    (possible on absurd models) fall back to the standard encoder."""
-    try:
-        return orjson.dumps(data).decode()
-    except TypeError:
-        return json.dumps(data, separators=(",", ":"), check_circular=False)
+    """The JSON report (compact, SI units, stable keys), without a trailing newline."""
+    return dumps(analysis.to_dict())
 
 
 CSV_COLUMNS = ("name", "op_type", "domain", "status", "output_shape", "macs", "flops",
@@ -207,3 +183,11 @@ def _align(rows: list[tuple[str, ...]], numeric_from: int) -> list[str]:
                  for i, (c, w) in enumerate(zip(r, widths, strict=True))]
         out.append("  ".join(cells).rstrip())
     return out
+
+
+#: ``--format`` name -> renderer of the whole output text (ending with a newline).
+RENDERERS: dict[str, Callable[..., str]] = {
+    "table": lambda analysis, top=None: render_table(analysis, top=top),
+    "json": lambda analysis, top=None: render_json(analysis) + "\n",
+    "csv": lambda analysis, top=None: render_csv(analysis),
+}

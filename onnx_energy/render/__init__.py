@@ -1,0 +1,10 @@
+"""Renderers: every text a command prints, one module per result kind.
+
+- `units`: the one number formatter (`si`) and percentages;
+- `json`: the one JSON writer;
+- `analysis`: an `Analysis` as a table, JSON or CSV;
+- `measurement`: a `Measurement` as a table or JSON.
+
+Each result module exposes ``RENDERERS``, a table from ``--format`` name to renderer, so a
+command picks its output by name and new result kinds add a module beside these.
+"""
