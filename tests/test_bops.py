@@ -19,7 +19,7 @@ from onnx_energy.ops.registry import (
     ShapeUnknownError,
     all_rules,
 )
-from onnx_energy.passes.training import FAMILY_RULES, GradContext, backward_family
+from onnx_energy.passes.training import FAMILY_RULES, backward_family
 
 F = TensorProto.FLOAT
 
@@ -223,7 +223,7 @@ def test_every_registered_op_lowers_to_basic_ops_and_has_a_backward_rule(key, ru
     family = backward_family(rule)
     assert family is not None, (
         f"{op}: registry kind {rule.kind!r} has no backward rule; add it to "
-        "onnx_energy.passes.training.KIND_FAMILIES or FAMILIES")
+        "its register(..., backward=FAMILY) or onnx_energy.passes.training.KIND_FAMILIES")
     assert family in FAMILY_RULES
     ran = _run_rule(domain, op, rule)
     if ran is None:
@@ -237,8 +237,8 @@ def test_every_registered_op_lowers_to_basic_ops_and_has_a_backward_rule(key, ru
     if cost.macs > 0:
         assert cost.bops.mul >= cost.macs, f"{op}: every MAC is a multiply"
     # The backward rule runs on the same facts and returns basic operations.
-    ctx = GradContext(facts.node, facts.inputs, facts.outputs, cost,
-                      tuple(True for _ in facts.inputs))
+    ctx = NodeFacts(facts.node, facts.inputs, facts.outputs, forward=cost,
+                    needs=tuple(True for _ in facts.inputs))
     try:
         bwd = FAMILY_RULES[family](ctx)
     except (ShapeUnknownError, ValueError, IndexError, KeyError, TypeError,

@@ -6,7 +6,8 @@ one ``sub``, following Li et al.; the decomposition of each op is written beside
 
 from __future__ import annotations
 
-from .registry import BasicOps, elementwise, register
+from .helpers import elementwise
+from .registry import BasicOps, register
 
 B = BasicOps
 
@@ -31,7 +32,7 @@ ACTIVATIONS: dict[str, BasicOps] = {
 }
 
 for _op, _per_element in ACTIVATIONS.items():
-    register(_op)(elementwise(_per_element))
+    register(_op, backward="prelu" if _op == "PRelu" else "unary")(elementwise(_per_element))
 
 
 def _gelu(f):
@@ -43,10 +44,10 @@ def _gelu(f):
     return elementwise(per)(f)
 
 
-register("Gelu")(_gelu)
+register("Gelu", backward="gelu")(_gelu)
 
 
-@register("Swish")
+@register("Swish", backward="unary")
 def _swish(f):
     # x*sigmoid(alpha*x): sigmoid as eq. 2 (sub, add, div, root), x*s, and alpha*x if alpha != 1
     alpha_mul = int(float(f.attr("alpha", 1.0)) != 1.0)

@@ -6,7 +6,8 @@ Costs are per output element. Transcendentals count as one ``root``; comparisons
 
 from __future__ import annotations
 
-from .registry import ZERO_BOPS, BasicOps, Cost, NodeFacts, elementwise, register
+from .helpers import bops_cost, elementwise
+from .registry import ZERO_BOPS, BasicOps, Cost, NodeFacts, register
 
 B = BasicOps
 
@@ -36,11 +37,22 @@ UNARY_AND_BINARY: dict[str, BasicOps] = {
     "BitwiseAnd": B(), "BitwiseOr": B(), "BitwiseXor": B(), "BitwiseNot": B(),
 }
 
+#: Backward family of each op above (passes/training.py): binary ops send a gradient to both
+#: operands; rounding, comparisons and logic are piecewise constant (zero gradient).
+_BINARY = ("Add", "Sub", "Mul", "Div", "Mod")
+_PIECEWISE_CONSTANT = (
+    "Sign", "Floor", "Ceil", "Round", "Equal", "Less", "Greater", "LessOrEqual",
+    "GreaterOrEqual", "IsNaN", "IsInf", "BitShift", "Not", "And", "Or", "Xor", "BitwiseAnd",
+    "BitwiseOr", "BitwiseXor", "BitwiseNot",
+)
+
 for _op, _per_element in UNARY_AND_BINARY.items():
-    register(_op)(elementwise(_per_element))
+    _family = ("binary" if _op in _BINARY
+               else "piecewise_constant" if _op in _PIECEWISE_CONSTANT else "unary")
+    register(_op, backward=_family)(elementwise(_per_element))
 
 
-@register("Pow")
+@register("Pow", backward="pow")
 def pow_(f: NodeFacts) -> Cost:
     """x**2 is one mul, x**0.5 one root, x**1 free; a general power is exp(y*log x)."""
     exponent = f.value(1)
@@ -62,17 +74,17 @@ def _variadic(per_extra_input: BasicOps, extra: BasicOps = ZERO_BOPS):
     def rule(f: NodeFacts) -> Cost:
         n_inputs = sum(1 for t in f.inputs if t is not None)
         bops = (per_extra_input * max(n_inputs - 1, 0) + extra) * f.out_numel(0)
-        return Cost(flops=bops.total, bops=bops)
+        return bops_cost(bops)
 
     return rule
 
 
 for _op, _per in VARIADIC.items():
-    register(_op)(_variadic(_per))
-register("Mean")(_variadic(B(add=1), B(div=1)))
+    register(_op, backward="sum" if _op == "Sum" else "select")(_variadic(_per))
+register("Mean", backward="mean")(_variadic(B(add=1), B(div=1)))
 
 
-@register("CumSum")
+@register("CumSum", backward="unary")
 def cumsum(f: NodeFacts) -> Cost:
     # A running sum of L elements takes L-1 adds per line along the axis (all n if unknown).
     n = f.out_numel(0)

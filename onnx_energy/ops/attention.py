@@ -21,20 +21,17 @@ from __future__ import annotations
 
 import math
 
-from .conv import dot_cost
-from .registry import BasicOps, Cost, NodeFacts, ShapeUnknownError, register
+from .base import Dim, Shape
+from .helpers import MS, ShapeOut, add_dims, bops_cost, div_dims, dot_cost, mul_dims, same_as_input
+from .registry import BasicOps, Cost, NodeFacts, ShapeUnknownError, register, shape_rule
 
 B = BasicOps
-MS = "com.microsoft"
 
 SOFTMAX_PER_ELEMENT = B(sub=2, root=1, add=1, div=1)
 SOFTCAP_PER_ELEMENT = B(div=1, root=1, mul=1)
 #: x1·cos − x2·sin and x2·cos + x1·sin for one pair of rotated elements.
 ROTARY_PER_PAIR = B(mul=4, add=1, sub=1)
 
-
-def _bops_cost(bops: BasicOps) -> Cost:
-    return Cost(flops=bops.total, bops=bops)
 
 
 def sdpa_cost(
@@ -57,12 +54,12 @@ def sdpa_cost(
     per_score = SOFTMAX_PER_ELEMENT + B(mul=int(scaled), add=int(masked))
     if softcap:
         per_score = per_score + SOFTCAP_PER_ELEMENT
-    return qk + av + _bops_cost(per_score * scores)
+    return qk + av + bops_cost(per_score * scores)
 
 
 def rotary_cost(rotated_elements: int) -> Cost:
     """Rotary position embedding of ``rotated_elements`` elements (pairs rotate together)."""
-    return _bops_cost(ROTARY_PER_PAIR * (rotated_elements // 2))
+    return bops_cost(ROTARY_PER_PAIR * (rotated_elements // 2))
 
 
 def _divide(total: int, parts: int, what: str) -> int:
@@ -70,13 +67,6 @@ def _divide(total: int, parts: int, what: str) -> int:
         raise ValueError(f"{what}: {total} is not divisible by {parts}")
     return total // parts
 
-
-def _scalar(f: NodeFacts, i: int) -> int | None:
-    """A known scalar (or one-element) integer input's value, else None."""
-    v = f.value(i)
-    if v is None or v.size != 1:
-        return None
-    return int(v.reshape(-1)[0])
 
 
 # ---------------------------------------------------------------------------- ONNX Attention
@@ -146,13 +136,13 @@ def linear_attention(f: NodeFacts) -> Cost:
     update_macs = tokens * kv_heads * state
     update = Cost(macs=update_macs, flops=2 * update_macs, bops=B(add=update_macs, mul=update_macs))
     readout = dot_cost(tokens * q_heads * state, tokens * q_heads * d_v, 0)
-    cost = update + readout + _bops_cost(B(mul=tokens * q_heads * d_v))
+    cost = update + readout + bops_cost(B(mul=tokens * q_heads * d_v))
     if delta:
         cost = cost + dot_cost(tokens * kv_heads * state, tokens * kv_heads * d_v, 0)
-        cost = cost + _bops_cost(B(sub=1, mul=1) * (tokens * kv_heads * d_v))
+        cost = cost + bops_cost(B(sub=1, mul=1) * (tokens * kv_heads * d_v))
     if gated:
         decay = f.numel(4) if f.has_input(4) else tokens * kv_heads
-        cost = cost + _bops_cost(B(root=decay) + B(mul=tokens * kv_heads * state))
+        cost = cost + bops_cost(B(root=decay) + B(mul=tokens * kv_heads * state))
     return cost
 
 
@@ -189,7 +179,7 @@ def ms_attention(f: NodeFacts) -> Cost:
     if f.has_input(4):
         past = f.shape(4)[3]
         if int(f.attr("past_present_share_buffer", 0)):
-            known = _scalar(f, 6)
+            known = f.scalar(6)
             if known is None:
                 raise ShapeUnknownError("past_sequence_length value (shared KV buffer)")
             past = known
@@ -212,7 +202,7 @@ def ms_qattention(f: NodeFacts) -> Cost:
     head_size = _divide(hidden, heads, "hidden size / num_heads")
     proj_out = batch * q_len * w[1]
     cost = dot_cost(proj_out * d_in, proj_out, proj_out if f.has_input(2) else 0)
-    cost = cost + _bops_cost(B(mul=proj_out))
+    cost = cost + bops_cost(B(mul=proj_out))
     past = f.shape(8)[3] if f.has_input(8) else 0
     return cost + sdpa_cost(batch, heads, q_len, past + q_len, head_size, head_size,
                             masked=f.has_input(5))
@@ -244,7 +234,7 @@ def _mha_layout(f: NodeFacts, heads: int) -> tuple[int, int, int, int, int, bool
 def _past_length(f: NodeFacts, past_key: int, past_seq_input: int, share_buffer: bool) -> int:
     if not f.has_input(past_key):
         return 0
-    known = _scalar(f, past_seq_input) if f.has_input(past_seq_input) else None
+    known = f.scalar(past_seq_input) if f.has_input(past_seq_input) else None
     if known is not None:
         return known
     if share_buffer:
@@ -265,7 +255,7 @@ def ms_multi_head_attention(f: NodeFacts) -> Cost:
     total = kv_len if bnsh else kv_len + _past_length(f, 6, 8, False)
     cost = sdpa_cost(batch, heads, q_len, total, hs, vhs, masked=f.has_input(4) or f.has_input(5))
     if f.has_input(3):
-        cost = cost + _bops_cost(B(add=bias_elements))
+        cost = cost + bops_cost(B(add=bias_elements))
     return cost
 
 
@@ -298,7 +288,7 @@ def ms_decoder_masked_mha(f: NodeFacts) -> Cost:
     masked = f.has_input(3) or f.has_input(4)
     cost = sdpa_cost(batch, heads, q_len, total, hs, vhs, masked=masked)
     if f.has_input(10):
-        cost = cost + _bops_cost(B(add=bias_elements))
+        cost = cost + bops_cost(B(add=bias_elements))
     return cost
 
 
@@ -318,7 +308,7 @@ def ms_group_query_attention(f: NodeFacts) -> Cost:
         head_size = _divide(q[2], heads, "query hidden size / num_heads")
     else:
         head_size = _divide(q[2], heads + 2 * kv_heads, "packed QKV size / (N + 2·N_kv)")
-    total = _scalar(f, 6)
+    total = f.scalar(6)
     if total is None:
         past = f.shape(3)[2] if f.has_input(3) else 0
         total = past + q_len
@@ -331,7 +321,7 @@ def ms_group_query_attention(f: NodeFacts) -> Cost:
     if int(f.attr("smooth_softmax", 0)) or f.has_input(11):
         # One extra term in each softmax denominator (exp of the sink and the add).
         rows = batch * heads * q_len
-        cost = cost + _bops_cost(B(root=rows, add=rows))
+        cost = cost + bops_cost(B(root=rows, add=rows))
     return cost
 
 
@@ -348,3 +338,105 @@ def ms_rotary(f: NodeFacts) -> Cost:
         head_size = 2 * f.shape(2)[1]  # cos_cache (max_seq, H/2): full rotation
     rot = int(f.attr("rotary_embedding_dim", 0)) or head_size
     return rotary_cost(math.prod(x) // head_size * min(rot, head_size))
+
+
+# ------------------------------------------------------------- output shapes (ONNX has none)
+
+
+shape_rule("RotaryEmbedding", "GemmaRotaryEmbedding", domain=MS)(same_as_input)
+
+
+@shape_rule("Attention", "QAttention", domain=MS)
+def _ms_attention(f: NodeFacts) -> list[ShapeOut | None]:
+    x, w = f.dims(0), f.dims(1)
+    if x is None or w is None:
+        return [None]
+    heads = int(f.attr("num_heads", 0))
+    sizes = f.attr("qkv_hidden_sizes")
+    qh, vh = (int(sizes[0]), int(sizes[2])) if sizes else (div_dims(w[1], 3),) * 2
+    out: Shape = (x[0], x[1], vh)
+    past_index = 8 if f.node.op_type == "QAttention" else 4
+    past = f.dims(past_index) if f.given(past_index) else None
+    if past is not None and int(f.attr("past_present_share_buffer", 0)):
+        present: Shape | None = past
+    else:
+        p = past[3] if past is not None else 0
+        present = (2, x[0], heads, add_dims(p, x[1]), div_dims(qh, heads))
+    return [(out, f.dtype(0)), (present, f.dtype(0))]
+
+
+@shape_rule("MultiHeadAttention", domain=MS)
+def _ms_multi_head_attention(f: NodeFacts) -> list[ShapeOut | None]:
+    q = f.dims(0)
+    if q is None:
+        return [None]
+    heads = int(f.attr("num_heads", 0))
+    k = f.dims(1) if f.given(1) else None
+    v = f.dims(2) if f.given(2) else None
+    bnsh = False
+    if len(q) == 5:
+        hs = vhs = q[4]
+        kv_len: Dim = q[1]
+    elif k is not None and len(k) == 5:
+        hs, vhs, kv_len = div_dims(q[2], heads), k[4], k[1]
+    elif k is not None and len(k) == 4:
+        hs, kv_len, bnsh = k[3], k[2], True
+        vhs = v[3] if v is not None and len(v) == 4 else hs
+    elif k is not None:
+        hs, kv_len = div_dims(q[2], heads), k[1]
+        vhs = div_dims(v[2], heads) if v is not None else hs
+    else:
+        return [None]
+    total = kv_len
+    if not bnsh and f.given(6) and f.dims(6) is not None:
+        total = add_dims(f.dims(6)[2], kv_len)  # type: ignore[index]
+    out: Shape = (q[0], q[1], mul_dims(heads, vhs))
+    dtype = f.dtype(0)
+    return [(out, dtype), ((q[0], heads, total, hs), dtype), ((q[0], heads, total, vhs), dtype),
+            ((q[0], heads, q[1], total), dtype)]
+
+
+@shape_rule("GroupQueryAttention", domain=MS)
+def _ms_group_query_attention(f: NodeFacts) -> list[ShapeOut | None]:
+    q = f.dims(0)
+    if q is None:
+        return [None]
+    heads, kv_heads = int(f.attr("num_heads", 0)), int(f.attr("kv_num_heads", 0))
+    hs = div_dims(q[2], heads) if f.given(1) else div_dims(q[2], heads + 2 * kv_heads)
+    total = f.scalar(6)
+    past = f.dims(3) if f.given(3) else None
+    past_len: Dim = past[2] if past is not None else 0
+    if total is not None and isinstance(past_len, int):
+        present_len: Dim = max(past_len, total)
+    else:
+        present_len = add_dims(past_len, q[1])
+    attended: Dim = total if total is not None else add_dims(past_len, q[1])
+    dtype = f.dtype(0)
+    present: Shape = (q[0], kv_heads, present_len, hs)
+    return [((q[0], q[1], mul_dims(heads, hs)), dtype), (present, dtype), (present, dtype),
+            ((q[0], heads, q[1], attended), dtype)]
+
+
+@shape_rule("DecoderMaskedMultiHeadAttention", domain=MS)
+def _ms_decoder_masked_mha(f: NodeFacts) -> list[ShapeOut | None]:
+    q = f.dims(0)
+    if q is None:
+        return [None]
+    heads = int(f.attr("num_heads", 0))
+    dtype = f.dtype(0)
+    k = f.dims(1) if f.given(1) else None
+    v = f.dims(2) if f.given(2) else None
+    if k is not None and len(k) == 4:  # cross attention: no present
+        vhs = v[3] if v is not None and len(v) == 4 else k[3]
+        return [((q[0], q[1], mul_dims(heads, vhs)), dtype)]
+    if v is not None:
+        v_hidden: Dim = v[2]
+    else:
+        v_hidden = div_dims(q[2], 3)
+    hs = div_dims(v_hidden, heads)
+    past = f.dims(5) if f.given(5) else None
+    if past is not None and int(f.attr("past_present_share_buffer", 0)):
+        present: Shape = past
+    else:
+        present = (q[0], heads, add_dims(past[2] if past is not None else 0, q[1]), hs)
+    return [((q[0], q[1], v_hidden), dtype), (present, dtype), (present, dtype)]

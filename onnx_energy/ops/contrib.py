@@ -10,12 +10,24 @@ from __future__ import annotations
 import math
 
 from .activation import ACTIVATIONS
-from .conv import conv, dot_cost
+from .base import Shape
+from .conv import conv
+from .helpers import (
+    MS,
+    ShapeOut,
+    bops_cost,
+    div_dims,
+    dot_cost,
+    elementwise,
+    matmul_shape,
+    norm_outputs,
+    onnx_twin,
+    same_as_input,
+)
 from .normalization import _normalize, layer_norm
-from .registry import BasicOps, Cost, NodeFacts, elementwise, register, register_movement
+from .registry import BasicOps, Cost, NodeFacts, register, register_movement, shape_rule
 
 B = BasicOps
-MS = "com.microsoft"
 
 GELU_ERF = B(div=1, root=1, add=1, mul=2)          # 0.5·x·(1 + erf(x/√2))
 GELU_TANH = B(sub=1, add=1, div=1, root=1, mul=2)  # Li et al. eq. 3
@@ -23,9 +35,6 @@ SIGMOID = B(sub=1, add=1, div=1, root=1)
 RMS_PER_ELEMENT = B(mul=3, add=1)                   # square, sum, ·rstd, ·gamma
 RMS_PER_ROW = B(div=2, add=1, root=1)               # mean, + eps, sqrt, 1/x
 
-
-def _bops(bops: BasicOps) -> Cost:
-    return Cost(flops=bops.total, bops=bops)
 
 
 def activation_by_name(name: str) -> BasicOps:
@@ -95,7 +104,7 @@ def skip_layer_norm(f: NodeFacts) -> Cost:
     n = math.prod(shape)
     adds = B(add=n * (1 + int(f.has_input(4))))
     norm = _normalize(n, _rows(shape, -1), affine_mul=True, affine_add=f.has_input(3))
-    return _bops(adds + norm)
+    return bops_cost(adds + norm)
 
 
 def _rms(shape: tuple[int, ...], axis: int) -> BasicOps:
@@ -108,7 +117,7 @@ def skip_simplified_layer_norm(f: NodeFacts) -> Cost:
     """input + skip (+ bias, input 3), then RMSNorm over the last axis with gamma."""
     shape = f.shape(0)
     adds = B(add=math.prod(shape) * (1 + int(f.has_input(3))))
-    return _bops(adds + _rms(shape, -1))
+    return bops_cost(adds + _rms(shape, -1))
 
 
 @register("SimplifiedLayerNormalization")
@@ -116,7 +125,7 @@ def skip_simplified_layer_norm(f: NodeFacts) -> Cost:
 def simplified_layer_norm(f: NodeFacts) -> Cost:
     """RMSNorm (ORT registers it in the ONNX domain): as ONNX RMSNormalization."""
     shape = f.shape(0)
-    return _bops(_rms(shape, int(f.attr("axis", -1))))
+    return bops_cost(_rms(shape, int(f.attr("axis", -1))))
 
 
 register("LayerNormalization", domain=MS)(layer_norm)
@@ -130,14 +139,14 @@ def ms_group_norm(f: NodeFacts) -> Cost:
     bops = _normalize(n, shape[0] * int(f.attr("groups", 1)), True, True)
     if int(f.attr("activation", 0)):
         bops = bops + (SIGMOID + B(mul=1)) * n
-    return _bops(bops)
+    return bops_cost(bops)
 
 
 @register("SkipGroupNorm", domain=MS)
 def ms_skip_group_norm(f: NodeFacts) -> Cost:
     n = f.numel(0)
     adds = B(add=n * (1 + int(f.has_input(4))))
-    return ms_group_norm(f) + _bops(adds)
+    return ms_group_norm(f) + bops_cost(adds)
 
 
 @register("EmbedLayerNormalization", domain=MS)
@@ -149,7 +158,7 @@ def embed_layer_norm(f: NodeFacts) -> Cost:
     adds = B(add=n * (1 + int(f.has_input(4))))
     norm = _normalize(n, _rows(out, -1), True, True)
     mask = B(add=f.numel(7)) if f.has_input(7) else B()
-    return _bops(adds + norm + mask)
+    return bops_cost(adds + norm + mask)
 
 
 # ----------------------------------------------------------------------- fused dot ops
@@ -161,7 +170,7 @@ def fused_conv(f: NodeFacts) -> Cost:
     outputs = f.out_numel(0)
     extra = B(add=outputs * int(f.has_input(3)))
     extra = extra + activation_by_name(str(f.attr("activation", ""))) * outputs
-    return conv(f) + _bops(extra)
+    return conv(f) + bops_cost(extra)
 
 
 @register("NhwcConv", "NhwcFusedConv", domain=MS)
@@ -172,7 +181,7 @@ def nhwc_conv(f: NodeFacts) -> Cost:
     if f.node.op_type == "NhwcFusedConv":
         extra = B(add=outputs * int(f.has_input(3)))
         extra = extra + activation_by_name(str(f.attr("activation", ""))) * outputs
-        cost = cost + _bops(extra)
+        cost = cost + bops_cost(extra)
     return cost
 
 
@@ -197,7 +206,7 @@ def fused_matmul(f: NodeFacts) -> Cost:
     cost = dot_cost(outputs * k, outputs, 0)
     extra = B(mul=outputs if float(f.attr("alpha", 1.0)) != 1.0 else 0)
     extra = extra + activation_by_name(str(f.attr("activation", ""))) * outputs
-    return cost + _bops(extra)
+    return cost + bops_cost(extra)
 
 
 @register("FusedGemm", domain=MS)
@@ -205,7 +214,7 @@ def fused_gemm(f: NodeFacts) -> Cost:
     from .linalg import gemm
 
     outputs = f.out_numel(0)
-    return gemm(f) + _bops(activation_by_name(str(f.attr("activation", ""))) * outputs)
+    return gemm(f) + bops_cost(activation_by_name(str(f.attr("activation", ""))) * outputs)
 
 
 @register("GemmFastGelu", domain=MS)
@@ -214,8 +223,71 @@ def gemm_fast_gelu(f: NodeFacts) -> Cost:
     x = f.shape(0)
     outputs = f.out_numel(0)
     bias = outputs if f.has_input(2) else 0
-    return dot_cost(outputs * x[-1], outputs, bias) + _bops(GELU_TANH * outputs)
+    return dot_cost(outputs * x[-1], outputs, bias) + bops_cost(GELU_TANH * outputs)
 
 
 # Contrib twins of ONNX data-movement ops: zero arithmetic, bytes counted.
 register_movement("ExpandDims", "GatherND", "Pad", "Trilu", "Range", domain=MS)
+
+
+# ------------------------------------------------------------- output shapes (ONNX has none)
+
+
+shape_rule("Gelu", "FastGelu", "QuickGelu", "BiasGelu", "BiasAdd", "ScaledSiLU", "BiasSoftmax",
+           "GroupNorm", "SkipGroupNorm", "BiasDropout", "BitmaskBiasDropout", "Trilu",
+           domain=MS)(same_as_input)
+shape_rule("FusedConv", domain=MS)(onnx_twin("Conv", 11, (0, 1, 2),
+                                             ("activation", "activation_params")))
+shape_rule("FusedGemm", domain=MS)(onnx_twin("Gemm", 13, (0, 1, 2), (
+    "activation", "activation_alpha", "activation_beta", "activation_gamma")))
+
+
+@shape_rule("LayerNormalization", "SimplifiedLayerNormalization", domain=MS)
+@shape_rule("SimplifiedLayerNormalization")
+def _layer_norm_shapes(f: NodeFacts) -> list[ShapeOut | None]:
+    return norm_outputs(f, int(f.attr("axis", -1)))
+
+
+@shape_rule("BiasSplitGelu", domain=MS)
+def _bias_split_gelu(f: NodeFacts) -> list[ShapeOut | None]:
+    s = f.dims(0)
+    return [(None if s is None else (*s[:-1], div_dims(s[-1], 2)), f.dtype(0))]
+
+
+@shape_rule("SkipLayerNormalization", "SkipSimplifiedLayerNormalization", domain=MS)
+def _skip_layer_norm(f: NodeFacts) -> list[ShapeOut | None]:
+    return norm_outputs(f, -1, n_extra_same=1)
+
+
+def _fused_matmul_operand(s: Shape | None, trans: bool, trans_batch: bool) -> Shape | None:
+    if s is None:
+        return None
+    if trans_batch and len(s) > 2:
+        s = (*s[1:-1], s[0], s[-1])
+    if trans and len(s) >= 2:
+        s = (*s[:-2], s[-1], s[-2])
+    return s
+
+
+@shape_rule("FusedMatMul", "TransposeMatMul", "FusedMatMulActivation", domain=MS)
+def _fusedmatmul_shape(f: NodeFacts) -> list[ShapeOut | None]:
+    a = _fused_matmul_operand(f.dims(0), bool(int(f.attr("transA", 0))),
+                              bool(int(f.attr("transBatchA", 0))))
+    b = _fused_matmul_operand(f.dims(1), bool(int(f.attr("transB", 0))),
+                              bool(int(f.attr("transBatchB", 0))))
+    return [(matmul_shape(a, b), f.dtype(0))]
+
+
+@shape_rule("GemmFastGelu", domain=MS)
+def _gemm_fast_gelu(f: NodeFacts) -> list[ShapeOut | None]:
+    x, w = f.dims(0), f.dims(1)
+    return [(None if x is None or w is None else (*x[:-1], w[-1]), f.dtype(0))]
+
+
+@shape_rule("EmbedLayerNormalization", domain=MS)
+def _embed_layer_norm(f: NodeFacts) -> list[ShapeOut | None]:
+    ids, word = f.dims(0), f.dims(2)
+    if ids is None or word is None:
+        return [None]
+    out: Shape = (*ids, word[-1])
+    return [(out, f.dtype(2)), ((ids[0],), "int32"), (out, f.dtype(2))]

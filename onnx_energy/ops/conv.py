@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import math
 
+from .helpers import dot_cost
 from .registry import BasicOps, Cost, NodeFacts, register
 
 
-def dot_cost(macs: int, outputs: int, bias: int) -> Cost:
-    """Cost of ``outputs`` dot products totalling ``macs`` multiply-accumulates.
-
-    FLOPs follow the usual 2 per MAC plus the bias adds; basic operations are exact:
-    a dot product of length K is K mul and K-1 add, and a bias add makes that K add.
-    """
-    bops = BasicOps(add=macs - outputs + bias, mul=macs)
-    return Cost(macs=macs, flops=2 * macs + bias, bias=bias, bops=bops)
-
-
-@register("Conv")
+@register("Conv", backward="dot")
 def conv(f: NodeFacts) -> Cost:
     w = f.shape(1)  # (C_out, C_in/groups, k...)
     out = f.out_shape(0)  # (N, C_out, spatial...)
@@ -27,7 +18,7 @@ def conv(f: NodeFacts) -> Cost:
     return dot_cost(macs, outputs, bias)
 
 
-@register("ConvTranspose")
+@register("ConvTranspose", backward="dot")
 def conv_transpose(f: NodeFacts) -> Cost:
     # Every input element is scattered through the kernel into C_out/groups channels.
     x = f.shape(0)  # (N, C_in, spatial...)

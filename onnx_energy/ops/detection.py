@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from .conv import dot_cost
+from .helpers import bops_cost, dot_cost
 from .registry import BasicOps, Cost, NodeFacts, register
 
 B = BasicOps
@@ -27,19 +27,10 @@ BILINEAR_TAP = B(mul=4, add=3)
 BILINEAR_WEIGHTS = B(sub=6, mul=4)
 
 
-def _bops(bops: BasicOps) -> Cost:
-    return Cost(flops=bops.total, bops=bops)
-
 
 def sort_compares(n: int) -> int:
     return n * math.ceil(math.log2(n)) if n > 1 else 0
 
-
-def _scalar(f: NodeFacts, i: int) -> int | None:
-    if not f.has_input(i):
-        return None
-    v = f.value(i)
-    return None if v is None or v.size != 1 else int(v.reshape(-1)[0])
 
 
 @register("NonMaxSuppression")
@@ -53,12 +44,12 @@ def non_max_suppression(f: NodeFacts) -> Cost:
     scores = f.shape(1)
     batch, classes, n = scores
     pairs = n * (n - 1) // 2
-    limit = _scalar(f, 2)
+    limit = f.scalar(2)
     if limit is not None and limit >= 0:
         pairs = min(pairs, limit * n)
     per_class = B(sub=n + sort_compares(n)) + IOU_PAIR * pairs
     per_box = BOX_AREA + (B(mul=2, add=2, sub=2) if int(f.attr("center_point_box", 0)) else B())
-    return _bops(per_class * (batch * classes) + per_box * (boxes[0] * boxes[1]))
+    return bops_cost(per_class * (batch * classes) + per_box * (boxes[0] * boxes[1]))
 
 
 @register("RoiAlign")
@@ -77,7 +68,7 @@ def roi_align(f: NodeFacts) -> Cost:
         per_output = per_output + B(add=samples - 1, div=1)
     # per ROI: scale the box (4 mul), bin sizes (2 sub, 2 div); per sample position: 2 mul, 2 add
     per_roi = B(mul=4, sub=2, div=2) + (B(mul=2, add=2) + BILINEAR_WEIGHTS) * (ph * pw * samples)
-    return _bops(per_output * outputs + per_roi * r)
+    return bops_cost(per_output * outputs + per_roi * r)
 
 
 @register("MaxRoiPool")
@@ -87,7 +78,7 @@ def max_roi_pool(f: NodeFacts) -> Cost:
     x = f.shape(0)
     r, c, ph, pw = f.out_shape(0)
     cells = math.ceil(x[2] / ph) * math.ceil(x[3] / pw)
-    return _bops(B(sub=cells) * (r * c * ph * pw) + B(mul=4, sub=2, div=2) * r)
+    return bops_cost(B(sub=cells) * (r * c * ph * pw) + B(mul=4, sub=2, div=2) * r)
 
 
 @register("TopK")
@@ -99,7 +90,7 @@ def top_k(f: NodeFacts) -> Cost:
     k = f.out_shape(0)[axis]
     rows = math.prod(x) // n if n else 0
     per_row = n * max(1, math.ceil(math.log2(k))) if k > 1 else n
-    return _bops(B(sub=rows * per_row))
+    return bops_cost(B(sub=rows * per_row))
 
 
 @register("Unique")
@@ -111,8 +102,8 @@ def unique(f: NodeFacts) -> Cost:
         x = f.shape(0)
         slices = x[int(axis) % len(x)]
         width = n // slices if slices else 0
-        return _bops(B(sub=(sort_compares(slices) + slices) * width))
-    return _bops(B(sub=sort_compares(n) + n))
+        return bops_cost(B(sub=(sort_compares(slices) + slices) * width))
+    return bops_cost(B(sub=sort_compares(n) + n))
 
 
 @register("GridSample")
@@ -128,14 +119,14 @@ def grid_sample(f: NodeFacts) -> Cost:
     per_location = B(add=d, mul=d, sub=d, div=d)
     if mode in ("nearest",):
         per_location = per_location + B(sub=d)
-        return _bops(per_location * locations)
+        return bops_cost(per_location * locations)
     taps = (4 if mode in ("cubic", "bicubic") else 2) ** d
     if taps == 2**d:  # linear: floor, fraction, 1 − fraction per axis, weight products
         per_location = per_location + B(sub=3 * d, mul=taps * (d - 1))
     else:  # cubic: 4 cubic-convolution weights per axis (3 mul, 3 add each), products
         per_location = per_location + B(sub=2 * d, mul=12 * d + taps * (d - 1), add=12 * d)
     per_output = B(mul=taps, add=taps - 1)
-    return _bops(per_location * locations + per_output * outputs)
+    return bops_cost(per_location * locations + per_output * outputs)
 
 
 @register("AffineGrid")
@@ -148,7 +139,7 @@ def affine_grid(f: NodeFacts) -> Cost:
     outputs = math.prod(out)
     base = B(mul=1, add=1) * sum(out[1:-1])
     cost = dot_cost(outputs * d, outputs, outputs)
-    return cost + _bops(base)
+    return cost + bops_cost(base)
 
 
 @register("DeformConv")
@@ -168,7 +159,7 @@ def deform_conv(f: NodeFacts) -> Cost:
     locations = x[0] * groups * kernel * spatial_out
     per_sample = BILINEAR_TAP + B(mul=int(f.has_input(4)))
     bops = per_sample * samples + (B(add=2) + BILINEAR_WEIGHTS) * locations
-    return cost + _bops(bops)
+    return cost + bops_cost(bops)
 
 
 @register("Col2Im")
@@ -176,4 +167,4 @@ def col2im(f: NodeFacts) -> Cost:
     """Sum the overlapping blocks back into the image: every column entry is accumulated into
     its pixel, one add per entry beyond the first for each pixel."""
     n_in, n_out = f.numel(0), f.out_numel(0)
-    return _bops(B(add=max(n_in - n_out, 0)))
+    return bops_cost(B(add=max(n_in - n_out, 0)))

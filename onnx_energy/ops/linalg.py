@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 import re
 
-from .conv import dot_cost
+from .helpers import dot_cost
 from .registry import BasicOps, Cost, NodeFacts, ShapeUnknownError, register
 
 
-@register("Gemm")
+@register("Gemm", backward="dot")
 def gemm(f: NodeFacts) -> Cost:
     a, b = f.shape(0), f.shape(1)
     m = a[1] if f.attr("transA", 0) else a[0]
@@ -27,7 +27,7 @@ def gemm(f: NodeFacts) -> Cost:
     return cost
 
 
-@register("MatMul")
+@register("MatMul", backward="dot")
 def matmul(f: NodeFacts) -> Cost:
     a = f.shape(0)
     k = a[-1]
@@ -38,7 +38,7 @@ def matmul(f: NodeFacts) -> Cost:
 _EINSUM_TERM = re.compile(r"[A-Za-z]|\.\.\.")
 
 
-@register("Einsum")
+@register("Einsum", backward="einsum")
 def einsum(f: NodeFacts) -> Cost:
     """Naive evaluation: every combination of all indices, one multiply per extra operand."""
     equation = str(f.attr("equation", "")).replace(" ", "")

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import math
 
-from .conv import dot_cost
+from .helpers import bops_cost, dot_cost, elementwise, same_as_input
 from .normalization import _normalize
-from .registry import BasicOps, Cost, NodeFacts, ShapeUnknownError, elementwise, register
+from .registry import BasicOps, Cost, NodeFacts, ShapeUnknownError, register, shape_rule
 
 B = BasicOps
 SWISH = B(sub=1, add=1, div=1, root=1, mul=1)  # x·sigmoid(x), as activation.Swish
 
-
-def _bops(bops: BasicOps) -> Cost:
-    return Cost(flops=bops.total, bops=bops)
 
 
 @register("Det")
@@ -53,13 +50,13 @@ def mean_variance_normalization(f: NodeFacts) -> Cost:
     n = math.prod(shape)
     window = math.prod(shape[a] for a in set(axes))
     rows = n // window if window else 0
-    return _bops(_normalize(n, rows, affine_mul=False, affine_add=False))
+    return bops_cost(_normalize(n, rows, affine_mul=False, affine_add=False))
 
 
 @register("CumProd")
 def cumprod(f: NodeFacts) -> Cost:
     n = f.out_numel(0)
-    return _bops(B(mul=n))
+    return bops_cost(B(mul=n))
 
 
 def _nll_bops(targets: int, weighted: bool, reduction: str) -> BasicOps:
@@ -76,7 +73,7 @@ def _nll_bops(targets: int, weighted: bool, reduction: str) -> BasicOps:
 @register("NegativeLogLikelihoodLoss")
 def nll_loss(f: NodeFacts) -> Cost:
     reduction = str(f.attr("reduction", "mean"))
-    return _bops(_nll_bops(f.numel(1), f.has_input(2), reduction))
+    return bops_cost(_nll_bops(f.numel(1), f.has_input(2), reduction))
 
 
 @register("SoftmaxCrossEntropyLoss")
@@ -87,7 +84,7 @@ def softmax_cross_entropy_loss(f: NodeFacts) -> Cost:
     rows = n // shape[1] if len(shape) > 1 and shape[1] else n
     log_softmax = B(sub=3, root=1, add=1) * n + B(root=rows)
     reduction = str(f.attr("reduction", "mean"))
-    return _bops(log_softmax + _nll_bops(f.numel(1), f.has_input(2), reduction))
+    return bops_cost(log_softmax + _nll_bops(f.numel(1), f.has_input(2), reduction))
 
 
 # Random generators: the raw bits come from an integer generator (no arithmetic datapath);
@@ -108,7 +105,7 @@ def multinomial(f: NodeFacts) -> Cost:
     samples = int(f.attr("sample_size", 1))
     per_row = B(root=classes, add=classes)
     per_sample = B(mul=1, sub=max(1, math.ceil(math.log2(classes))) if classes > 1 else 1)
-    return _bops(per_row * batch + per_sample * (batch * samples))
+    return bops_cost(per_row * batch + per_sample * (batch * samples))
 
 
 @register("TfIdfVectorizer")
@@ -120,7 +117,7 @@ def tfidf_vectorizer(f: NodeFacts) -> Cost:
     skips = int(f.attr("max_skip_count", 0)) + 1
     lookups = positions * max(grams, 1) * skips
     mode = str(f.attr("mode", "TF"))
-    return _bops(B(sub=lookups, mul=f.out_numel(0) if mode != "TF" else 0))
+    return bops_cost(B(sub=lookups, mul=f.out_numel(0) if mode != "TF" else 0))
 
 
 @register("ImageDecoder")
@@ -147,7 +144,7 @@ def causal_conv_with_state(f: NodeFacts) -> Cost:
     k = f.shape(1)[-1]
     cost = dot_cost(outputs * k, outputs, outputs if f.has_input(2) else 0)
     if str(f.attr("activation", "none")).lower() in ("silu", "swish"):
-        cost = cost + _bops(SWISH * outputs)
+        cost = cost + bops_cost(SWISH * outputs)
     return cost
 
 
@@ -158,7 +155,7 @@ def scatter_reduce(f: NodeFacts) -> Cost:
     reduction = str(f.attr("reduction", "none"))
     n = f.numel(2)
     per = {"add": B(add=1), "mul": B(mul=1), "max": B(sub=1), "min": B(sub=1)}.get(reduction)
-    return _bops(per * n) if per is not None else Cost()
+    return bops_cost(per * n) if per is not None else Cost()
 
 
 @register("SequenceMap")
@@ -166,3 +163,7 @@ def sequence_map(f: NodeFacts) -> Cost:
     """SequenceMap runs its body once per sequence element; the sequences' lengths are only
     known at run time, so the node is reported unresolved (never counted as zero)."""
     raise ShapeUnknownError("SequenceMap: its body cost times the sequence length")
+
+
+# MeanVarianceNormalization is a function op without an inference function.
+shape_rule("MeanVarianceNormalization")(same_as_input)

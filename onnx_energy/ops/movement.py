@@ -6,7 +6,7 @@ from .registry import register_movement
 
 MOVEMENT_OPS = (
     "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split",
-    "Slice", "Gather", "GatherElements", "GatherND", "Shape", "Size", "Expand", "Tile", "Cast",
+    "Slice", "Shape", "Size", "Cast",
     "CastLike", "Constant", "ConstantOfShape", "Pad", "DepthToSpace", "SpaceToDepth",
     "Scatter", "Where", "Dropout", "Compress", "ReverseSequence",
     "Trilu", "OneHot", "EyeLike", "SplitToSequence", "ConcatFromSequence", "SequenceAt",
@@ -18,3 +18,6 @@ MOVEMENT_OPS = (
 )
 
 register_movement(*MOVEMENT_OPS)
+# Their adjoints are not free: broadcast copies are summed back, gathers scatter-add.
+register_movement("Expand", "Tile", backward="broadcast")
+register_movement("Gather", "GatherElements", "GatherND", backward="gather")

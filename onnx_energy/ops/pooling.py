@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from .helpers import bops_cost
 from .registry import BasicOps, Cost, NodeFacts, register
 
 
@@ -11,22 +12,22 @@ def _kernel_volume(f: NodeFacts) -> int:
     return math.prod(f.attr("kernel_shape", [1]))
 
 
-@register("MaxPool")
+@register("MaxPool", backward="max_pool")
 def max_pool(f: NodeFacts) -> Cost:
     # Comparisons run in the adder (sub); kernel volume x outputs, as in Getzner et al. Table 3.
     n = _kernel_volume(f) * f.out_numel(0)
     return Cost(flops=n, bops=BasicOps(sub=n))
 
 
-@register("AveragePool")
+@register("AveragePool", backward="average_pool")
 def average_pool(f: NodeFacts) -> Cost:
     outputs = f.out_numel(0)
     kv = _kernel_volume(f)
     bops = BasicOps(add=(kv - 1) * outputs, div=outputs)
-    return Cost(flops=bops.total, bops=bops)
+    return bops_cost(bops)
 
 
-@register("LpPool")
+@register("LpPool", backward="lp_pool")
 def lp_pool(f: NodeFacts) -> Cost:
     outputs = f.out_numel(0)
     kv = _kernel_volume(f)
@@ -34,7 +35,7 @@ def lp_pool(f: NodeFacts) -> Cost:
     p = int(f.attr("p", 2))
     per_elem = BasicOps(mul=1) if p == 2 else BasicOps(root=1)
     bops = per_elem * (kv * outputs) + BasicOps(add=(kv - 1) * outputs, root=outputs)
-    return Cost(flops=bops.total, bops=bops)
+    return bops_cost(bops)
 
 
 def _global_window(f: NodeFacts) -> tuple[int, int]:
@@ -42,24 +43,24 @@ def _global_window(f: NodeFacts) -> tuple[int, int]:
     return math.prod(shape[:2]), math.prod(shape[2:])
 
 
-@register("GlobalAveragePool")
+@register("GlobalAveragePool", backward="global_average_pool")
 def global_average_pool(f: NodeFacts) -> Cost:
     channels, window = _global_window(f)
     bops = BasicOps(add=(window - 1) * channels, div=channels)
-    return Cost(flops=bops.total, bops=bops)
+    return bops_cost(bops)
 
 
-@register("GlobalMaxPool")
+@register("GlobalMaxPool", backward="global_max_pool")
 def global_max_pool(f: NodeFacts) -> Cost:
     channels, window = _global_window(f)
     n = window * channels
     return Cost(flops=n, bops=BasicOps(sub=n))
 
 
-@register("GlobalLpPool")
+@register("GlobalLpPool", backward="global_lp_pool")
 def global_lp_pool(f: NodeFacts) -> Cost:
     channels, window = _global_window(f)
     p = int(f.attr("p", 2))
     per_elem = BasicOps(mul=1) if p == 2 else BasicOps(root=1)
     bops = per_elem * (window * channels) + BasicOps(add=(window - 1) * channels, root=channels)
-    return Cost(flops=bops.total, bops=bops)
+    return bops_cost(bops)

@@ -22,19 +22,29 @@ import math
 from collections.abc import Callable, Sequence
 
 from ..graph import Node, TensorInfo
-from .conv import dot_cost
-from .registry import BasicOps, Cost, NodeFacts, elementwise, register
+from .base import Dim, Shape
+from .helpers import (
+    MS,
+    ShapeOut,
+    add_dims,
+    bops_cost,
+    broadcast_shapes,
+    div_dims,
+    dot_cost,
+    elementwise,
+    matmul_shape,
+    mul_dims,
+    onnx_twin,
+    same_as_input,
+)
+from .registry import BasicOps, Cost, NodeFacts, register, shape_rule
 
 B = BasicOps
-MS = "com.microsoft"
 
 QUANTIZE = B(div=1, sub=3)        # x/scale, round, 2 saturating compares (+ add for zp)
 DEQUANTIZE = B(mul=1)             # x*scale (+ sub for zp)
 REQUANTIZE = B(mul=1, sub=3, add=1)
 
-
-def _bops(bops: BasicOps) -> Cost:
-    return Cost(flops=bops.total, bops=bops)
 
 
 def _zp_subs(f: NodeFacts, *pairs: tuple[int, int]) -> BasicOps:
@@ -57,13 +67,13 @@ def _zp_subs(f: NodeFacts, *pairs: tuple[int, int]) -> BasicOps:
 @register("QuantizeLinear")
 def quantize_linear(f: NodeFacts) -> Cost:
     n = f.numel(0)
-    return _bops((QUANTIZE + B(add=int(f.has_input(2)))) * n)
+    return bops_cost((QUANTIZE + B(add=int(f.has_input(2)))) * n)
 
 
 @register("DequantizeLinear")
 def dequantize_linear(f: NodeFacts) -> Cost:
     n = f.numel(0)
-    return _bops(DEQUANTIZE * n + _zp_subs(f, (0, 2)))
+    return bops_cost(DEQUANTIZE * n + _zp_subs(f, (0, 2)))
 
 
 @register("DynamicQuantizeLinear")
@@ -72,7 +82,7 @@ def dynamic_quantize_linear(f: NodeFacts) -> Cost:
     point (sub, div; div, neg, round, 2 saturating compares) once, then quantize per element."""
     n = f.numel(0)
     per_tensor = B(sub=5, div=2)
-    return _bops((B(sub=2) + QUANTIZE + B(add=1)) * n + per_tensor)
+    return bops_cost((B(sub=2) + QUANTIZE + B(add=1)) * n + per_tensor)
 
 
 def _matmul_outputs(f: NodeFacts) -> tuple[int, int]:
@@ -83,7 +93,7 @@ def _matmul_outputs(f: NodeFacts) -> tuple[int, int]:
 @register("MatMulInteger")
 def matmul_integer(f: NodeFacts) -> Cost:
     outputs, k = _matmul_outputs(f)
-    return dot_cost(outputs * k, outputs, 0) + _bops(_zp_subs(f, (0, 2), (1, 3)))
+    return dot_cost(outputs * k, outputs, 0) + bops_cost(_zp_subs(f, (0, 2), (1, 3)))
 
 
 @register("QLinearMatMul")
@@ -93,7 +103,7 @@ def qlinear_matmul(f: NodeFacts) -> Cost:
     outputs = f.out_numel(0)
     k = f.shape(0)[-1]
     subs = _zp_subs(f, (0, 2), (3, 5))
-    return dot_cost(outputs * k, outputs, 0) + _bops(subs + REQUANTIZE * outputs)
+    return dot_cost(outputs * k, outputs, 0) + bops_cost(subs + REQUANTIZE * outputs)
 
 
 def _conv_macs(f: NodeFacts, w_index: int) -> tuple[int, int]:
@@ -105,7 +115,7 @@ def _conv_macs(f: NodeFacts, w_index: int) -> tuple[int, int]:
 @register("ConvInteger")
 def conv_integer(f: NodeFacts) -> Cost:
     macs, outputs = _conv_macs(f, 1)
-    return dot_cost(macs, outputs, 0) + _bops(_zp_subs(f, (0, 2), (1, 3)))
+    return dot_cost(macs, outputs, 0) + bops_cost(_zp_subs(f, (0, 2), (1, 3)))
 
 
 @register("QLinearConv")
@@ -114,7 +124,7 @@ def qlinear_conv(f: NodeFacts) -> Cost:
     macs, outputs = _conv_macs(f, 3)
     bias = outputs if f.has_input(8) else 0
     subs = _zp_subs(f, (0, 2), (3, 5))
-    return dot_cost(macs, outputs, bias) + _bops(subs + REQUANTIZE * outputs)
+    return dot_cost(macs, outputs, bias) + bops_cost(subs + REQUANTIZE * outputs)
 
 
 # ------------------------------------------------------------------------- com.microsoft
@@ -130,7 +140,7 @@ def _qlinear_binary(core: BasicOps) -> Callable[[NodeFacts], Cost]:
 
     def rule(f: NodeFacts) -> Cost:
         n = f.out_numel(0)
-        return _bops((core + B(sub=2) + REQUANTIZE) * n)
+        return bops_cost((core + B(sub=2) + REQUANTIZE) * n)
 
     return rule
 
@@ -155,13 +165,13 @@ register("QLinearWhere", domain=MS)(elementwise(REQUANTIZE))
 def qlinear_average_pool(f: NodeFacts) -> Cost:
     outputs = f.out_numel(0)
     kv = math.prod(f.attr("kernel_shape", [1]))
-    return _bops(B(add=(kv - 1) * outputs, div=outputs, sub=outputs) + REQUANTIZE * outputs)
+    return bops_cost(B(add=(kv - 1) * outputs, div=outputs, sub=outputs) + REQUANTIZE * outputs)
 
 
 @register("QLinearGlobalAveragePool", "QLinearReduceMean", domain=MS)
 def qlinear_global_average(f: NodeFacts) -> Cost:
     n_in, outputs = f.numel(0), f.out_numel(0)
-    return _bops(B(add=max(n_in - outputs, 0), div=outputs, sub=outputs)
+    return bops_cost(B(add=max(n_in - outputs, 0), div=outputs, sub=outputs)
                  + REQUANTIZE * outputs)
 
 
@@ -169,7 +179,7 @@ def qlinear_global_average(f: NodeFacts) -> Cost:
 def qlinear_concat(f: NodeFacts) -> Cost:
     """Each input is requantized to the output scale (dequantize and requantize)."""
     n = f.out_numel(0)
-    return _bops((B(sub=1) + DEQUANTIZE + REQUANTIZE) * n)
+    return bops_cost((B(sub=1) + DEQUANTIZE + REQUANTIZE) * n)
 
 
 @register("QLinearConv", domain=MS)
@@ -186,7 +196,7 @@ def matmul_integer16(f: NodeFacts) -> Cost:
 @register("MulInteger", domain=MS)
 def mul_integer(f: NodeFacts) -> Cost:
     n = f.out_numel(0)
-    return _bops(B(mul=n) + _zp_subs(f, (0, 1), (2, 3)))
+    return bops_cost(B(mul=n) + _zp_subs(f, (0, 1), (2, 3)))
 
 
 @register("MatMulIntegerToFloat", domain=MS)
@@ -195,7 +205,7 @@ def matmul_integer_to_float(f: NodeFacts) -> Cost:
     per output for the scale, and the float bias."""
     outputs, k = _matmul_outputs(f)
     bias = outputs if f.has_input(6) else 0
-    return dot_cost(outputs * k, outputs, bias) + _bops(
+    return dot_cost(outputs * k, outputs, bias) + bops_cost(
         B(mul=outputs) + _zp_subs(f, (0, 4), (1, 5)))
 
 
@@ -207,7 +217,7 @@ def dynamic_quantize_matmul(f: NodeFacts) -> Cost:
     n_a = f.numel(0)
     quant = (B(sub=2) + QUANTIZE + B(add=1)) * n_a + B(sub=5, div=2)
     bias = outputs if f.has_input(4) else 0
-    return dot_cost(outputs * k, outputs, bias) + _bops(
+    return dot_cost(outputs * k, outputs, bias) + bops_cost(
         quant + B(mul=outputs, sub=n_a) + _zp_subs(f, (1, 3)))
 
 
@@ -219,7 +229,7 @@ def qgemm(f: NodeFacts) -> Cost:
     outputs = f.out_numel(0)
     bias = outputs if f.has_input(6) else 0
     rescale = REQUANTIZE * outputs if f.has_input(7) else B(mul=outputs)
-    return dot_cost(outputs * k, outputs, bias) + _bops(rescale + _zp_subs(f, (0, 2), (3, 5)))
+    return dot_cost(outputs * k, outputs, bias) + bops_cost(rescale + _zp_subs(f, (0, 2), (3, 5)))
 
 
 @register("MatMulNBits", domain=MS)
@@ -235,7 +245,7 @@ def matmul_nbits(f: NodeFacts) -> Cost:
     m = math.prod(a[:-1])
     outputs = m * n
     bias = outputs if f.has_input(5) else 0
-    return dot_cost(outputs * k, outputs, bias) + _bops(B(sub=1, mul=1) * (n * k))
+    return dot_cost(outputs * k, outputs, bias) + bops_cost(B(sub=1, mul=1) * (n * k))
 
 
 @register("MatMulBnb4", domain=MS)
@@ -244,14 +254,14 @@ def matmul_bnb4(f: NodeFacts) -> Cost:
     a = f.shape(0)
     n, k = int(f.attr("N", 0)), int(f.attr("K", 0)) or a[-1]
     m = math.prod(a[:-1])
-    return dot_cost(m * n * k, m * n, 0) + _bops(B(mul=n * k))
+    return dot_cost(m * n * k, m * n, 0) + bops_cost(B(mul=n * k))
 
 
 @register("GatherBlockQuantized", domain=MS)
 def gather_block_quantized(f: NodeFacts) -> Cost:
     """Gather rows of a block-quantized table and dequantize them: (q − zp) · scale."""
     n = f.out_numel(0)
-    return _bops(B(sub=1, mul=1) * n)
+    return bops_cost(B(sub=1, mul=1) * n)
 
 
 @register("DynamicQuantizeLSTM", domain=MS)
@@ -264,7 +274,7 @@ def dynamic_quantize_lstm(f: NodeFacts) -> Cost:
     cost = recurrent_cost("DynamicQuantizeLSTM", f, seq=x[0], batch=x[1], directions=w[0],
                           input_size=x[2], hidden=hidden)
     quantized = x[0] * x[1] * w[0] * (x[2] + hidden)
-    return cost + _bops((B(sub=2) + QUANTIZE + B(add=1)) * quantized)
+    return cost + bops_cost((B(sub=2) + QUANTIZE + B(add=1)) * quantized)
 
 
 # ------------------------------------------------------------------------- native dtypes
@@ -368,3 +378,103 @@ def native_bits(f: NodeFacts) -> int | None:
     from ..dtypes import dtype_bits
 
     return dtype_bits(dtype) or (int(digits) if digits else None)
+
+
+# ------------------------------------------------------------- output shapes (ONNX has none)
+
+
+shape_rule("QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax", domain=MS)(same_as_input)
+# The output shapes of these are those of their float twins on the same inputs.
+shape_rule("QLinearConv", domain=MS)(onnx_twin("QLinearConv", 10, tuple(range(9)),
+                                               ("channels_last",)))
+shape_rule("QLinearAveragePool", domain=MS)(onnx_twin("AveragePool", 11, (0,),
+                                                      ("channels_last",)))
+shape_rule("QLinearGlobalAveragePool", domain=MS)(onnx_twin("GlobalAveragePool", 1, (0,),
+                                                            ("channels_last",)))
+shape_rule("QLinearReduceMean", domain=MS)(onnx_twin("ReduceMean", 13, (0,)))
+
+
+@shape_rule("QuantizeLinear", domain=MS)
+def _quantize(f: NodeFacts) -> list[ShapeOut | None]:
+    return [(f.dims(0), f.dtype(2) if f.given(2) else "uint8")]
+
+
+@shape_rule("DequantizeLinear", domain=MS)
+def _dequantize(f: NodeFacts) -> list[ShapeOut | None]:
+    return [(f.dims(0), f.dtype(1))]
+
+
+@shape_rule("MatMulNBits", "MatMulBnb4", domain=MS)
+def _matmul_nbits(f: NodeFacts) -> list[ShapeOut | None]:
+    a, n = f.dims(0), int(f.attr("N", 0))
+    return [(None if a is None or not n else (*a[:-1], n), f.dtype(0))]
+
+
+@shape_rule("MatMulIntegerToFloat", "DynamicQuantizeMatMul", domain=MS)
+def _matmul_to_float(f: NodeFacts) -> list[ShapeOut | None]:
+    return [(matmul_shape(f.dims(0), f.dims(1)), f.dtype(2))]
+
+
+@shape_rule("MatMulInteger16", domain=MS)
+def _matmul_int16(f: NodeFacts) -> list[ShapeOut | None]:
+    return [(matmul_shape(f.dims(0), f.dims(1)), "int32")]
+
+
+@shape_rule("QGemm", domain=MS)
+def _qgemm(f: NodeFacts) -> list[ShapeOut | None]:
+    a, b = f.dims(0), f.dims(3)
+    if a is None or b is None:
+        return [None]
+    m = a[1] if int(f.attr("transA", 0)) else a[0]
+    n = b[0] if int(f.attr("transB", 0)) else b[1]
+    dtype = f.dtype(8) if f.given(8) else f.dtype(1)
+    return [((m, n), dtype)]
+
+
+@shape_rule("QLinearAdd", "QLinearMul", domain=MS)
+def _qlinear_binary(f: NodeFacts) -> list[ShapeOut | None]:
+    return [(broadcast_shapes(f.dims(0), f.dims(3)), f.dtype(0))]
+
+
+@shape_rule("QLinearWhere", domain=MS)
+def _qlinear_where(f: NodeFacts) -> list[ShapeOut | None]:
+    return [(broadcast_shapes(f.dims(0), f.dims(1), f.dims(4)), f.dtype(1))]
+
+
+@shape_rule("QLinearConcat", domain=MS)
+def _qlinear_concat(f: NodeFacts) -> list[ShapeOut | None]:
+    shapes = [f.dims(i) for i in range(2, len(f.node.inputs), 3)]
+    if not shapes or any(s is None for s in shapes):
+        return [None]
+    axis = int(f.attr("axis", 0)) % len(shapes[0])  # type: ignore[arg-type]
+    total: Dim = 0
+    for s in shapes:
+        total = add_dims(total, s[axis])  # type: ignore[index]
+    out = list(shapes[0])  # type: ignore[arg-type]
+    out[axis] = total
+    return [(tuple(out), f.dtype(2))]
+
+
+@shape_rule("GatherBlockQuantized", domain=MS)
+def _gather_block_quantized(f: NodeFacts) -> list[ShapeOut | None]:
+    """Gather along gather_axis; uint8 data packs 8/bits values in each byte of its last axis."""
+    data, idx = f.dims(0), f.dims(1)
+    if data is None or idx is None:
+        return [None]
+    g = int(f.attr("gather_axis", 0)) % len(data)
+    out = [*data[:g], *idx, *data[g + 1:]]
+    bits = int(f.attr("bits", 4))
+    if f.dtype(0) == "uint8" and bits < 8 and g != len(data) - 1:
+        out[-1] = mul_dims(out[-1], 8 // bits)
+    return [(tuple(out), f.dtype(2))]
+
+
+@shape_rule("DynamicQuantizeLSTM", domain=MS)
+def _dynamic_quantize_lstm(f: NodeFacts) -> list[ShapeOut | None]:
+    x, w = f.dims(0), f.dims(1)
+    if x is None or w is None:
+        return [None]
+    hidden = int(f.attr("hidden_size", 0)) or div_dims(w[2], 4)
+    dtype = f.dtype(0)
+    state: Shape = (w[0], x[1], hidden)
+    return [((x[0], w[0], x[1], hidden), dtype), (state, dtype), (state, dtype)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .helpers import bops_cost
 from .registry import BasicOps, Cost, NodeFacts, register
 
 B = BasicOps
@@ -27,10 +28,12 @@ def _reduction(per_in: BasicOps, per_combine: BasicOps, per_out: BasicOps):
     def rule(f: NodeFacts) -> Cost:
         n_in, n_out = f.numel(0), f.out_numel(0)
         bops = per_in * n_in + per_combine * max(n_in - n_out, 0) + per_out * n_out
-        return Cost(flops=bops.total, bops=bops)
+        return bops_cost(bops)
 
     return rule
 
 
 for _op, _parts in REDUCTIONS.items():
-    register(_op)(_reduction(*_parts))
+    # ArgMax/ArgMin return indices: piecewise constant, no gradient.
+    _family = "piecewise_constant" if _op.startswith("Arg") else "reduction"
+    register(_op, backward=_family)(_reduction(*_parts))

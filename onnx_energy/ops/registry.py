@@ -1,123 +1,80 @@
-"""The op-rule registry: one pure cost function per (domain, op_type).
+"""The op-rule tables: one registration mechanism for every kind of per-op knowledge.
 
-A rule receives a node's static facts (`NodeFacts`: shapes, dtypes, attributes, known
-constant values) and returns a `Cost`. Rules are registered with `register`, which refuses
-duplicates, so there is exactly one source of truth for what an op costs.
+Each table maps ``(domain, op_type)`` to a rule and refuses a second rule for the same op,
+so there is exactly one source of truth per op and kind of knowledge:
+
+- `COSTS`: the cost rule (`Cost` from `NodeFacts`), the op's kind (``compute`` or
+  ``movement``) and its backward family (see passes/training.py); registered with
+  `register` / `register_movement`;
+- `SHAPES`: output shapes of ops ONNX cannot infer (contrib ops), with `shape_rule`;
+- `FOLDS`: numpy evaluation of shape arithmetic on small constants, with `fold_rule`.
+
+A new op is added in its family module under ``ops/``: a cost rule there, and a shape or
+fold rule beside it when ONNX cannot infer or evaluate it. Family modules are found by
+`load_rules` (every module of this package), never listed by hand.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 
-from ..graph import Node, TensorInfo
+from .base import (  # noqa: F401  (re-exported: the rules' vocabulary)
+    BOP_NAMES,
+    ZERO_BOPS,
+    ZERO_COST,
+    BasicOps,
+    CannotFoldError,
+    Cost,
+    NodeFacts,
+    Shape,
+    ShapeUnknownError,
+)
+from .helpers import canonical_domain, elementwise  # noqa: F401
 
-BOP_NAMES = ("add", "sub", "mul", "div", "root")
-
-
-@dataclass(frozen=True, slots=True)
-class BasicOps:
-    """Counts of the five basic operations of the transistor-operations model."""
-
-    add: int = 0
-    sub: int = 0
-    mul: int = 0
-    div: int = 0
-    root: int = 0
-
-    def __add__(self, other: BasicOps) -> BasicOps:
-        return BasicOps(self.add + other.add, self.sub + other.sub, self.mul + other.mul,
-                        self.div + other.div, self.root + other.root)
-
-    def __mul__(self, k: int) -> BasicOps:
-        return BasicOps(self.add * k, self.sub * k, self.mul * k, self.div * k, self.root * k)
-
-    __rmul__ = __mul__
-
-    @property
-    def total(self) -> int:
-        return self.add + self.sub + self.mul + self.div + self.root
-
-    def to_dict(self) -> dict[str, int]:
-        return {n: getattr(self, n) for n in BOP_NAMES}
+T = TypeVar("T")
+Key = tuple[str, str]
 
 
-ZERO_BOPS = BasicOps()
+class Registry(Generic[T]):
+    """A table of per-op rules keyed by (domain, op type); duplicates are refused."""
 
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._rules: dict[Key, T] = {}
 
-@dataclass(frozen=True, slots=True)
-class Cost:
-    """What one node costs per inference.
+    def add(self, domain: str, op_type: str, rule: T) -> None:
+        key = (canonical_domain(domain), op_type)
+        if key in self._rules:
+            raise ValueError(f"duplicate {self.what} for {key[0] or 'ai.onnx'}::{op_type}")
+        self._rules[key] = rule
 
-    ``macs`` are dot-product multiply-accumulates only; ``bias`` counts the bias additions
-    that are part of ``flops`` (kept apart for the seed convention); ``bops`` are the exact
-    basic operations (a dot product of length K is K mul and K-1 add, plus the bias add).
-    """
+    def get(self, domain: str, op_type: str) -> T | None:
+        return self._rules.get((canonical_domain(domain), op_type))
 
-    macs: int = 0
-    flops: int = 0
-    bias: int = 0
-    bops: BasicOps = ZERO_BOPS
+    def __contains__(self, key: object) -> bool:
+        return key in self._rules
 
-    def __add__(self, other: Cost) -> Cost:
-        return Cost(self.macs + other.macs, self.flops + other.flops,
-                    self.bias + other.bias, self.bops + other.bops)
+    def __iter__(self) -> Iterator[Key]:
+        return iter(self._rules)
 
+    def __len__(self) -> int:
+        return len(self._rules)
 
-ZERO_COST = Cost()
-
-
-class ShapeUnknownError(Exception):
-    """A rule needed a shape or value that analysis could not determine."""
-
-
-@dataclass(frozen=True, slots=True)
-class NodeFacts:
-    """Everything static about a node that a cost rule may read."""
-
-    node: Node
-    inputs: tuple[TensorInfo | None, ...]
-    outputs: tuple[TensorInfo | None, ...]
-    values: Mapping[str, np.ndarray] = field(default_factory=dict)
-    opset: int = 0
-
-    def attr(self, name: str, default: Any = None) -> Any:
-        return self.node.attrs.get(name, default)
-
-    def has_input(self, i: int) -> bool:
-        return i < len(self.inputs) and self.inputs[i] is not None
-
-    def shape(self, i: int) -> tuple[int, ...]:
-        """Static shape of input ``i``; raises ShapeUnknownError when not known."""
-        return _static(self.inputs[i] if i < len(self.inputs) else None)
-
-    def out_shape(self, i: int = 0) -> tuple[int, ...]:
-        return _static(self.outputs[i] if i < len(self.outputs) else None)
-
-    def numel(self, i: int) -> int:
-        return math.prod(self.shape(i))
-
-    def out_numel(self, i: int = 0) -> int:
-        return math.prod(self.out_shape(i))
-
-    def value(self, i: int) -> np.ndarray | None:
-        """Known constant value of input ``i`` (small initializers, folded shapes)."""
-        if i >= len(self.node.inputs) or not self.node.inputs[i]:
-            return None
-        return self.values.get(self.node.inputs[i])
-
-
-def _static(info: TensorInfo | None) -> tuple[int, ...]:
-    if info is None or not info.is_static:
-        raise ShapeUnknownError(info.name if info is not None else "?")
-    return info.shape  # type: ignore[return-value]
+    def items(self) -> list[tuple[Key, T]]:
+        return list(self._rules.items())
 
 
 Rule = Callable[[NodeFacts], Cost]
+#: Output (shape, dtype) per output; None where the rule cannot tell.
+ShapeOut = tuple[Shape | None, str]
+ShapeRule = Callable[[NodeFacts], Sequence[ShapeOut | None] | None]
+FoldRule = Callable[[NodeFacts], list[np.ndarray]]
 
 #: ``compute`` ops do arithmetic; ``movement`` ops only move or reinterpret data
 #: (zero arithmetic, their bytes are still counted).
@@ -126,26 +83,33 @@ KINDS = ("compute", "movement")
 
 @dataclass(frozen=True, slots=True)
 class OpRule:
+    """An op's cost rule, kind and backward family (None: the family of its kind)."""
+
     domain: str
     op_type: str
     cost: Rule
     kind: str
+    backward: str | None = None
 
 
-REGISTRY: dict[tuple[str, str], OpRule] = {}
+COSTS: Registry[OpRule] = Registry("cost rule")
+SHAPES: Registry[ShapeRule] = Registry("shape rule")
+FOLDS: Registry[FoldRule] = Registry("fold rule")
 
 
-def register(*op_types: str, domain: str = "", kind: str = "compute") -> Callable[[Rule], Rule]:
-    """Register ``rule`` for each op type in ``domain``; a second rule for one op is an error."""
+def register(*op_types: str, domain: str = "", kind: str = "compute",
+             backward: str | None = None) -> Callable[[Rule], Rule]:
+    """Register a cost rule for each op type in ``domain`` (a second rule is an error).
+
+    ``backward`` names the op's backward family (passes/training.py); without it the op
+    takes its kind's family (``compute``: 2 x forward, ``movement``: zero).
+    """
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}")
 
     def deco(rule: Rule) -> Rule:
         for op in op_types:
-            key = (domain, op)
-            if key in REGISTRY:
-                raise ValueError(f"duplicate cost rule for {domain or 'ai.onnx'}::{op}")
-            REGISTRY[key] = OpRule(domain, op, rule, kind)
+            COSTS.add(domain, op, OpRule(canonical_domain(domain), op, rule, kind, backward))
         return rule
 
     return deco
@@ -155,57 +119,57 @@ def _no_arithmetic(_: NodeFacts) -> Cost:
     return ZERO_COST
 
 
-def register_movement(*op_types: str, domain: str = "") -> None:
+def register_movement(*op_types: str, domain: str = "", backward: str | None = None) -> None:
     """Register ops that only move data: zero arithmetic, bytes still counted."""
-    register(*op_types, domain=domain, kind="movement")(_no_arithmetic)
+    register(*op_types, domain=domain, kind="movement", backward=backward)(_no_arithmetic)
 
 
-def elementwise(per_element: BasicOps, *, over: str = "output") -> Rule:
-    """A rule costing ``per_element`` basic operations per output (or input 0) element."""
+def shape_rule(*op_types: str, domain: str = "") -> Callable[[ShapeRule], ShapeRule]:
+    """Register the output-shape rule of ops ONNX shape inference does not know."""
 
-    def rule(f: NodeFacts) -> Cost:
-        n = f.out_numel(0) if over == "output" else f.numel(0)
-        bops = per_element * n
-        return Cost(flops=bops.total, bops=bops)
+    def deco(rule: ShapeRule) -> ShapeRule:
+        for op in op_types:
+            SHAPES.add(domain, op, rule)
+        return rule
 
-    return rule
+    return deco
+
+
+def fold_rule(*op_types: str, domain: str = "") -> Callable[[FoldRule], FoldRule]:
+    """Register the numpy evaluation of an op on small constant inputs (shape arithmetic)."""
+
+    def deco(rule: FoldRule) -> FoldRule:
+        for op in op_types:
+            FOLDS.add(domain, op, rule)
+        return rule
+
+    return deco
 
 
 def lookup(domain: str, op_type: str) -> OpRule | None:
-    _load_rules()
-    return REGISTRY.get(("" if domain == "ai.onnx" else domain, op_type))
+    """The cost rule of an op, or None (unsupported)."""
+    load_rules()
+    return COSTS.get(domain, op_type)
+
+
+def all_rules() -> dict[Key, OpRule]:
+    """The whole cost table, loaded."""
+    load_rules()
+    return dict(COSTS.items())
 
 
 _LOADED = False
+#: Modules of this package that hold no rules.
+_NOT_FAMILIES = frozenset({"base", "helpers", "registry"})
 
 
-def _load_rules() -> None:
+def load_rules() -> None:
+    """Import every family module of ``ops`` once (importing registers their rules)."""
     global _LOADED
     if _LOADED:
         return
     _LOADED = True
-    from . import (  # noqa: F401  (importing registers the rules)
-        activation,
-        arithmetic,
-        attention,
-        contrib,
-        control_flow,
-        conv,
-        detection,
-        linalg,
-        misc,
-        movement,
-        normalization,
-        pooling,
-        quantized,
-        reduce,
-        resize,
-        rnn,
-        signal,
-    )
-
-
-def all_rules() -> dict[tuple[str, str], OpRule]:
-    """The whole registry, loaded."""
-    _load_rules()
-    return dict(REGISTRY)
+    package = importlib.import_module(__package__ or "onnx_energy.ops")
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name not in _NOT_FAMILIES:
+            importlib.import_module(f"{package.__name__}.{info.name}")

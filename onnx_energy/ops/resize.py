@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from .helpers import bops_cost
 from .registry import BasicOps, Cost, NodeFacts, register
 
 
-@register("Resize", "Upsample")
+@register("Resize", "Upsample", backward="resize")
 def resize(f: NodeFacts) -> Cost:
     """Nearest copies; (bi/tri)linear blends 2^k taps, cubic 4^k, over the k resized axes."""
     outputs = f.out_numel(0)
@@ -17,4 +18,4 @@ def resize(f: NodeFacts) -> Cost:
     if resized == 0:
         return Cost()
     bops = BasicOps(mul=taps, add=taps - 1) * outputs
-    return Cost(flops=bops.total, bops=bops)
+    return bops_cost(bops)

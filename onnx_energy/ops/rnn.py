@@ -20,7 +20,7 @@ with the default activations (RNN Tanh; GRU Sigmoid, Tanh; LSTM Sigmoid, Tanh, T
 from __future__ import annotations
 
 from .activation import ACTIVATIONS
-from .conv import dot_cost
+from .helpers import bops_cost, dot_cost
 from .registry import BasicOps, Cost, NodeFacts, register
 
 B = BasicOps
@@ -75,7 +75,7 @@ def recurrent_cost(
     if f.attr("clip") is not None:
         per_step = per_step + B(sub=2 * gates * hidden)
     bops = per_step * steps
-    return cost + Cost(flops=bops.total, bops=bops)
+    return cost + bops_cost(bops)
 
 
 @register("RNN", "GRU", "LSTM")

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 
-from .registry import BasicOps, Cost, NodeFacts, elementwise, register
+from .helpers import bops_cost, elementwise
+from .registry import BasicOps, Cost, NodeFacts, register
 
 B = BasicOps
 BUTTERFLY = B(mul=4, add=3, sub=3)
@@ -26,15 +27,6 @@ def fft_bops(n: int) -> BasicOps:
     return BUTTERFLY * (padded // 2 * log2n)
 
 
-def _bops(bops: BasicOps) -> Cost:
-    return Cost(flops=bops.total, bops=bops)
-
-
-def _scalar(f: NodeFacts, i: int) -> int | None:
-    if not f.has_input(i):
-        return None
-    v = f.value(i)
-    return None if v is None or v.size != 1 else int(v.reshape(-1)[0])
 
 
 @register("DFT")
@@ -44,15 +36,15 @@ def dft(f: NodeFacts) -> Cost:
     if f.opset and f.opset < 20:
         axis = int(f.attr("axis", 1))
     else:
-        known = _scalar(f, 2)
+        known = f.scalar(2)
         axis = -2 if known is None else known
     axis %= len(x)
-    n = _scalar(f, 1) or x[axis]
+    n = f.scalar(1) or x[axis]
     transforms = math.prod(out) // (out[axis] * out[-1]) if out[axis] else 0
     bops = fft_bops(n) * transforms
     if int(f.attr("inverse", 0)):
         bops = bops + B(div=2 * out[axis] * transforms)
-    return _bops(bops)
+    return bops_cost(bops)
 
 
 @register("STFT")
@@ -61,12 +53,12 @@ def stft(f: NodeFacts) -> Cost:
     Each frame is windowed (one mul per real sample, two per complex) and transformed."""
     x = f.shape(0)
     out = f.out_shape(0)
-    frame_length = f.shape(2)[0] if f.has_input(2) else _scalar(f, 3)
+    frame_length = f.shape(2)[0] if f.has_input(2) else f.scalar(3)
     if frame_length is None:
         raise ValueError("STFT needs a window or a known frame_length")
     frames = out[0] * out[1]
     window = B(mul=frame_length * x[-1]) if f.has_input(2) else B()
-    return _bops((fft_bops(frame_length) + window) * frames)
+    return bops_cost((fft_bops(frame_length) + window) * frames)
 
 
 # w[n] = a0 − a1·cos(2πn/N) (+ a2·cos(4πn/N)): the angle (mul, div), one cos per term, the

@@ -36,7 +36,7 @@ from .control_flow import (
     ControlFlowResult,
     implicit_inputs,
 )
-from .fold import FOLDERS, MAX_FOLD_ELEMENTS, fold_node
+from .fold import MAX_FOLD_ELEMENTS, can_fold, fold_node
 
 
 @dataclass
@@ -208,7 +208,7 @@ def _all_static(names: tuple[str, ...], tensors: dict[str, TensorInfo]) -> bool:
 
 def _foldable(node: Node) -> bool:
     """Whether `_fold` can evaluate anything for this node."""
-    return node.domain == "" and (node.op_type in FOLDERS or node.op_type in ("Shape", "Size"))
+    return node.domain == "" and (node.op_type in ("Shape", "Size") or can_fold(node))
 
 
 def _needed_values(nodes: list[Node], tensors: dict[str, TensorInfo]) -> set[str]:
@@ -256,12 +256,9 @@ def _fold(
             out = shape[int(node.attrs.get("start", 0)):int(node.attrs.get("end", len(shape)))]
         _set_value(node.outputs[0], out, tensors, values)
         return
-    in_values = [values.get(x) if x else None for x in node.inputs]
-    if node.op_type != "Constant" and any(
-        x and v is None for x, v in zip(node.inputs, in_values, strict=True)
-    ):
+    if node.op_type != "Constant" and any(x and x not in values for x in node.inputs):
         return
-    outs = fold_node(node, in_values)
+    outs = fold_node(node, values)
     if outs is None:
         return
     for name, val in zip(node.outputs, outs, strict=False):

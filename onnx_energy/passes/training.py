@@ -2,9 +2,9 @@
 
 Training adds, per node, the basic operations of its backward pass (``C_bp``) and, on the
 graph output, the basic operations of the loss (``C_loss``). Backward rules are written per
-*family* of ops; an op's family comes from the table `FAMILIES` and otherwise from its
-registry kind (`backward_family`), so every registered op, including ops added later, has a
-backward rule:
+*family* of ops; an op's family is named where its cost rule is registered
+(``register(..., backward="unary")`` in ``ops/``) and otherwise comes from its kind
+(`backward_family`), so every registered op, including ops added later, has a backward rule:
 
 - ``movement`` kind: data movement only (zero arithmetic), except where the adjoint sums
   copies back (Expand/Tile: broadcast -> reduce-sum; Gather*: scatter-add);
@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..graph import Node, TensorInfo
-from ..ops.registry import ZERO_BOPS, BasicOps, Cost, OpRule, ShapeUnknownError, all_rules
+from ..ops.base import ZERO_BOPS, BasicOps, Cost, NodeFacts, ShapeUnknownError
+from ..ops.registry import OpRule, all_rules, lookup
 
 B = BasicOps
 
@@ -36,51 +37,18 @@ PHASES = ("inference", "training")
 LOSSES = ("ce", "mse")
 
 
-@dataclass(frozen=True, slots=True)
-class GradContext:
-    """What a backward rule may read: the node, its tensors, its forward cost, and which
-    inputs the gradient must reach (``needs[i]``)."""
-
-    node: Node
-    inputs: tuple[TensorInfo | None, ...]
-    outputs: tuple[TensorInfo | None, ...]
-    forward: Cost
-    needs: tuple[bool, ...]
-    values: Mapping[str, np.ndarray] = field(default_factory=dict)
-
-    def value(self, i: int) -> np.ndarray | None:
-        """Known constant value of input ``i`` (small initializers, folded shapes)."""
-        if i >= len(self.node.inputs) or not self.node.inputs[i]:
-            return None
-        return self.values.get(self.node.inputs[i])
-
-    def attr(self, name: str, default: object = None) -> object:
-        return self.node.attrs.get(name, default)
-
-    def need(self, i: int) -> bool:
-        return i < len(self.needs) and self.needs[i]
-
-    def numel(self, i: int) -> int:
-        t = self.inputs[i] if i < len(self.inputs) else None
-        if t is None or not t.is_static:
-            raise ShapeUnknownError(t.name if t is not None else "?")
-        return t.numel
-
-    def out_numel(self, i: int = 0) -> int:
-        t = self.outputs[i] if i < len(self.outputs) else None
-        if t is None or not t.is_static:
-            raise ShapeUnknownError(t.name if t is not None else "?")
-        return t.numel
-
-    def shape(self, i: int) -> tuple[int, ...]:
-        self.numel(i)
-        return self.inputs[i].shape  # type: ignore[union-attr,return-value]
+#: A backward rule reads `NodeFacts` with ``forward`` (the node's forward cost) and ``needs``
+#: (which inputs the gradient must reach) set.
+BackwardRule = Callable[[NodeFacts], BasicOps]
 
 
-BackwardRule = Callable[[GradContext], BasicOps]
+def _forward(ctx: NodeFacts) -> Cost:
+    if ctx.forward is None:
+        raise ShapeUnknownError("the forward cost is not known")
+    return ctx.forward
 
 
-def _broadcast_sum(ctx: GradContext, i: int) -> BasicOps:
+def _broadcast_sum(ctx: NodeFacts, i: int) -> BasicOps:
     """Adds that sum a broadcast input's gradient back to its shape."""
     return B(add=max(ctx.out_numel(0) - ctx.numel(i), 0))
 
@@ -96,16 +64,17 @@ def _dot(operands: Sequence[int] | None = (0, 1), bias: int | None = 2) -> Backw
     bias (``outputs - numel(bias)`` adds); alpha/beta scaling muls are repeated once.
     """
 
-    def rule(ctx: GradContext) -> BasicOps:
-        macs = ctx.forward.macs
+    def rule(ctx: NodeFacts) -> BasicOps:
+        forward = _forward(ctx)
+        macs = forward.macs
         out = ZERO_BOPS
         idx = range(len(ctx.inputs)) if operands is None else operands
         for i in idx:
             if ctx.need(i):
                 out += B(mul=macs, add=max(macs - ctx.numel(i), 0))
-        if bias is not None and ctx.forward.bias and ctx.need(bias):
-            out += B(add=max(ctx.forward.bias - ctx.numel(bias), 0))
-        scale_muls = ctx.forward.bops.mul - macs
+        if bias is not None and forward.bias and ctx.need(bias):
+            out += B(add=max(forward.bias - ctx.numel(bias), 0))
+        scale_muls = forward.bops.mul - macs
         if scale_muls > 0:
             out += B(mul=scale_muls)
         return out
@@ -113,7 +82,7 @@ def _dot(operands: Sequence[int] | None = (0, 1), bias: int | None = 2) -> Backw
     return rule
 
 
-def _einsum(ctx: GradContext) -> BasicOps:
+def _einsum(ctx: NodeFacts) -> BasicOps:
     if sum(1 for t in ctx.inputs if t is not None) >= 2:
         return _dot(None, None)(ctx)
     return ZERO_BOPS  # a single operand: a sum or transpose, whose adjoint is a broadcast
@@ -166,18 +135,18 @@ GELU_TANH = B(add=4, sub=1, mul=12, root=1)    # 0.5(1+t) + 0.5x(1-t^2)c(1+3a x^
 
 
 def _unary(per: BasicOps) -> BackwardRule:
-    def rule(ctx: GradContext) -> BasicOps:
+    def rule(ctx: NodeFacts) -> BasicOps:
         return per * ctx.out_numel(0) if ctx.need(0) else ZERO_BOPS
 
     return rule
 
 
-def _gelu(ctx: GradContext) -> BasicOps:
+def _gelu(ctx: NodeFacts) -> BasicOps:
     per = GELU_TANH if ctx.attr("approximate", "none") == "tanh" else GELU_ERF
     return _unary(per)(ctx)
 
 
-def _prelu(ctx: GradContext) -> BasicOps:
+def _prelu(ctx: NodeFacts) -> BasicOps:
     n = ctx.out_numel(0)
     out = B(sub=n, mul=n) if ctx.need(0) else ZERO_BOPS  # compare, slope*dY
     if ctx.need(1):  # dSlope = sum of dY * x where x < 0
@@ -204,7 +173,7 @@ POW_CONST: dict[float, BasicOps] = {
 
 
 def _binary(grads: tuple[BasicOps, BasicOps]) -> BackwardRule:
-    def rule(ctx: GradContext) -> BasicOps:
+    def rule(ctx: NodeFacts) -> BasicOps:
         n = ctx.out_numel(0)
         out = ZERO_BOPS
         for i, per in enumerate(grads):
@@ -215,7 +184,7 @@ def _binary(grads: tuple[BasicOps, BasicOps]) -> BackwardRule:
     return rule
 
 
-def _pow(ctx: GradContext) -> BasicOps:
+def _pow(ctx: NodeFacts) -> BasicOps:
     e = ctx.value(1)
     if not ctx.need(1) and e is not None and e.size == 1 and ctx.need(0):
         # A constant scalar exponent (x**2 in decomposed LayerNorm, x**0.5, 1/x).
@@ -227,7 +196,7 @@ def _pow(ctx: GradContext) -> BasicOps:
 def _variadic(per_input: BasicOps, once: BasicOps = ZERO_BOPS) -> BackwardRule:
     """Sum/Max/Min/Mean: each input's gradient, plus work done once per output element."""
 
-    def rule(ctx: GradContext) -> BasicOps:
+    def rule(ctx: NodeFacts) -> BasicOps:
         n = ctx.out_numel(0)
         out = ZERO_BOPS
         for i in range(len(ctx.inputs)):
@@ -258,7 +227,7 @@ REDUCTIONS: dict[str, tuple[BasicOps, BasicOps]] = {
 
 
 def _reduction(per_in: BasicOps, per_out: BasicOps) -> BackwardRule:
-    def rule(ctx: GradContext) -> BasicOps:
+    def rule(ctx: NodeFacts) -> BasicOps:
         if not ctx.need(0):
             return ZERO_BOPS
         return per_in * ctx.numel(0) + per_out * ctx.out_numel(0)
@@ -266,16 +235,16 @@ def _reduction(per_in: BasicOps, per_out: BasicOps) -> BackwardRule:
     return rule
 
 
-def _kernel_volume(ctx: GradContext) -> int:
+def _kernel_volume(ctx: NodeFacts) -> int:
     return math.prod(ctx.attr("kernel_shape", [1]))  # type: ignore[arg-type]
 
 
-def _max_pool(ctx: GradContext) -> BasicOps:
+def _max_pool(ctx: NodeFacts) -> BasicOps:
     # dY scatter-added at each window's saved argmax (windows may overlap).
     return B(add=ctx.out_numel(0)) if ctx.need(0) else ZERO_BOPS
 
 
-def _average_pool(ctx: GradContext) -> BasicOps:
+def _average_pool(ctx: NodeFacts) -> BasicOps:
     # dY / window, accumulated into every element of the window.
     if not ctx.need(0):
         return ZERO_BOPS
@@ -283,7 +252,7 @@ def _average_pool(ctx: GradContext) -> BasicOps:
     return B(div=n, add=_kernel_volume(ctx) * n)
 
 
-def _lp_pool(ctx: GradContext) -> BasicOps:
+def _lp_pool(ctx: NodeFacts) -> BasicOps:
     # p = 2: dX = x * dY / y accumulated over windows; otherwise |x|^(p-1) sign(x) / y^(p-1).
     if not ctx.need(0):
         return ZERO_BOPS
@@ -295,7 +264,7 @@ def _lp_pool(ctx: GradContext) -> BasicOps:
 
 
 def _global_pool(per_in: BasicOps, per_channel: BasicOps) -> BackwardRule:
-    def rule(ctx: GradContext) -> BasicOps:
+    def rule(ctx: NodeFacts) -> BasicOps:
         if not ctx.need(0):
             return ZERO_BOPS
         shape = ctx.shape(0)
@@ -304,7 +273,7 @@ def _global_pool(per_in: BasicOps, per_channel: BasicOps) -> BackwardRule:
     return rule
 
 
-def _global_lp_pool(ctx: GradContext) -> BasicOps:
+def _global_lp_pool(ctx: NodeFacts) -> BasicOps:
     if int(ctx.attr("p", 2)) == 2:  # type: ignore[arg-type]
         return _global_pool(B(mul=1), B(div=1))(ctx)
     return _global_pool(B(root=1, mul=1), B(root=1, div=1))(ctx)
@@ -322,7 +291,7 @@ def norm_backward(elements: int, rows: int, gamma: bool, beta: bool) -> BasicOps
     return per * elements + B(div=2) * rows
 
 
-def _batch_norm(ctx: GradContext) -> BasicOps:
+def _batch_norm(ctx: NodeFacts) -> BasicOps:
     # The training-mode gradient (batch statistics per channel over N and the spatial axes).
     if not any(ctx.needs):
         return ZERO_BOPS
@@ -331,27 +300,27 @@ def _batch_norm(ctx: GradContext) -> BasicOps:
     return norm_backward(math.prod(shape), channels, ctx.need(1), ctx.need(2))
 
 
-def _axis_rows(ctx: GradContext) -> tuple[int, int]:
+def _axis_rows(ctx: NodeFacts) -> tuple[int, int]:
     shape = ctx.shape(0)
     axis = int(ctx.attr("axis", -1)) % len(shape)  # type: ignore[arg-type]
     return math.prod(shape), math.prod(shape[:axis])
 
 
-def _layer_norm(ctx: GradContext) -> BasicOps:
+def _layer_norm(ctx: NodeFacts) -> BasicOps:
     if not any(ctx.needs):
         return ZERO_BOPS
     n, rows = _axis_rows(ctx)
     return norm_backward(n, rows, ctx.need(1), ctx.need(2))
 
 
-def _instance_norm(ctx: GradContext) -> BasicOps:
+def _instance_norm(ctx: NodeFacts) -> BasicOps:
     if not any(ctx.needs):
         return ZERO_BOPS
     shape = ctx.shape(0)
     return norm_backward(math.prod(shape), math.prod(shape[:2]), ctx.need(1), ctx.need(2))
 
 
-def _group_norm(ctx: GradContext) -> BasicOps:
+def _group_norm(ctx: NodeFacts) -> BasicOps:
     if not any(ctx.needs):
         return ZERO_BOPS
     shape = ctx.shape(0)
@@ -359,7 +328,7 @@ def _group_norm(ctx: GradContext) -> BasicOps:
     return norm_backward(math.prod(shape), shape[0] * groups, ctx.need(1), ctx.need(2))
 
 
-def _rms_norm(ctx: GradContext) -> BasicOps:
+def _rms_norm(ctx: NodeFacts) -> BasicOps:
     # dx = rstd * (g - xh * mean(g * xh)): xh (mul), g (mul), g*xh (mul), sum (add),
     # xh*m (mul), sub, *rstd (mul) per element, a div per row; dGamma = sum dY*xh (mul, add).
     if not any(ctx.needs):
@@ -369,14 +338,14 @@ def _rms_norm(ctx: GradContext) -> BasicOps:
     return B(mul=5 + gamma, add=1 + gamma, sub=1) * n + B(div=rows)
 
 
-def _lp_norm(ctx: GradContext) -> BasicOps:
+def _lp_norm(ctx: NodeFacts) -> BasicOps:
     # y = x / |x|: dx = (dY - y * sum(dY * y)) / |x|.
     if not ctx.need(0):
         return ZERO_BOPS
     return B(mul=2, add=1, sub=1, div=1) * ctx.numel(0)
 
 
-def _softmax(ctx: GradContext) -> BasicOps:
+def _softmax(ctx: NodeFacts) -> BasicOps:
     # Softmax: dx = y * (dY - sum(dY * y)); LogSoftmax: dx = dY - exp(y) * sum(dY).
     if not ctx.need(0):
         return ZERO_BOPS
@@ -386,13 +355,13 @@ def _softmax(ctx: GradContext) -> BasicOps:
     return B(mul=2, add=1, sub=1) * n
 
 
-def _resize(ctx: GradContext) -> BasicOps:
+def _resize(ctx: NodeFacts) -> BasicOps:
     # The adjoint of interpolation scatters each output's dY into the same taps: the forward's
     # muls and one accumulate per tap; nearest scatter-adds the copies back.
     if not ctx.need(0):
         return ZERO_BOPS
     n_out, n_in = ctx.out_numel(0), ctx.numel(0)
-    fwd = ctx.forward.bops
+    fwd = _forward(ctx).bops
     if fwd.total == 0:
         return B(add=max(n_out - n_in, 0))
     return fwd + B(add=n_out)
@@ -401,21 +370,21 @@ def _resize(ctx: GradContext) -> BasicOps:
 # ------------------------------------------------------------------------------ movement
 
 
-def _zero(_: GradContext) -> BasicOps:
+def _zero(_: NodeFacts) -> BasicOps:
     return ZERO_BOPS
 
 
-def _expand(ctx: GradContext) -> BasicOps:
+def _expand(ctx: NodeFacts) -> BasicOps:
     # Broadcast copies: their gradients are summed back.
     return _broadcast_sum(ctx, 0) if ctx.need(0) else ZERO_BOPS
 
 
-def _gather(ctx: GradContext) -> BasicOps:
+def _gather(ctx: NodeFacts) -> BasicOps:
     # Scatter-add of dY into the gathered-from tensor (embedding rows may repeat).
     return B(add=ctx.out_numel(0)) if ctx.need(0) else ZERO_BOPS
 
 
-def _generic(ctx: GradContext) -> BasicOps:
+def _generic(ctx: NodeFacts) -> BasicOps:
     return ctx.forward.bops * 2 if any(ctx.needs) else ZERO_BOPS
 
 
@@ -455,41 +424,18 @@ FAMILY_RULES: dict[str, BackwardRule] = {
     "generic": _generic,
 }
 
-_PIECEWISE_CONSTANT = (
-    "Floor", "Ceil", "Round", "Sign", "Equal", "Less", "Greater", "LessOrEqual",
-    "GreaterOrEqual", "IsNaN", "IsInf", "BitShift", "Not", "And", "Or", "Xor", "BitwiseAnd",
-    "BitwiseOr", "BitwiseXor", "BitwiseNot", "Hardmax", "ArgMax", "ArgMin",
-)
-
-#: ONNX-domain op -> family; ops not listed take their family from their registry kind.
-FAMILIES: dict[str, str] = {
-    "Conv": "dot", "ConvTranspose": "dot", "Gemm": "dot", "MatMul": "dot", "Einsum": "einsum",
-    **{op: "unary" for op in UNARY},
-    "Gelu": "gelu", "PRelu": "prelu",
-    **{op: "binary" for op in BINARY if op != "Pow"},
-    "Pow": "pow", "Sum": "sum", "Mean": "mean", "Max": "select", "Min": "select",
-    **{op: "piecewise_constant" for op in _PIECEWISE_CONSTANT},
-    **{op: "reduction" for op in REDUCTIONS},
-    "MaxPool": "max_pool", "AveragePool": "average_pool", "LpPool": "lp_pool",
-    "GlobalAveragePool": "global_average_pool", "GlobalMaxPool": "global_max_pool",
-    "GlobalLpPool": "global_lp_pool",
-    "BatchNormalization": "batch_norm", "LayerNormalization": "layer_norm",
-    "InstanceNormalization": "instance_norm", "GroupNormalization": "group_norm",
-    "RMSNormalization": "rms_norm", "LpNormalization": "lp_norm",
-    "Softmax": "softmax", "LogSoftmax": "softmax",
-    "Resize": "resize", "Upsample": "resize",
-    "Expand": "broadcast", "Tile": "broadcast",
-    "Gather": "gather", "GatherElements": "gather", "GatherND": "gather",
-}
-
-#: The family of each registry kind for ops without an entry in `FAMILIES`.
+#: The family of each registry kind, for ops registered without a backward family.
 KIND_FAMILIES: dict[str, str] = {"movement": "movement", "compute": "generic"}
 
 
 def backward_family(rule: OpRule) -> str | None:
-    """The backward family of a registered op; None if its kind has no backward rule."""
-    if rule.domain == "" and rule.op_type in FAMILIES:
-        return FAMILIES[rule.op_type]
+    """The backward family of an op: the one named where it is registered, else its kind's
+    (None if its kind has no backward rule)."""
+    if rule.backward is not None:
+        return rule.backward
+    registered = lookup(rule.domain, rule.op_type)
+    if registered is not None and registered.backward is not None:
+        return registered.backward
     return KIND_FAMILIES.get(rule.kind)
 
 
@@ -602,8 +548,9 @@ def training_pass(
         if cost is None or family is None:
             out.append(NodeTraining(None, node_loss))
             continue
-        ctx = GradContext(node, tuple(info(x) for x in node.inputs),
-                          tuple(info(o) for o in node.outputs), cost, needs, values or {})
+        ctx = NodeFacts(node, tuple(info(x) for x in node.inputs),
+                        tuple(info(o) for o in node.outputs), values or {}, forward=cost,
+                        needs=needs)
         try:
             bwd: BasicOps | None = FAMILY_RULES[family](ctx)
         except Exception:  # shapes unknown or not fitting the rule: unknown, never zero
