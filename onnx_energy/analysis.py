@@ -13,34 +13,21 @@ from onnx import ModelProto
 from .errors import BindingError
 from .gcpause import gc_paused
 from .graph import TensorInfo, bind_dims, load_model
-from .ops.registry import ZERO_BOPS, BasicOps, Cost
-from .passes.control_flow import (
-    BRANCHES,
-    MAX_TRIPS,
+from .ops.base import ZERO_BOPS, BasicOps, Cost
+from .passes.control_flow import BRANCHES, MAX_TRIPS
+from .passes.control_flow import prepare as prepare_control_flow
+from .passes.costs import buffer_names
+from .passes.pipeline import PipelineOptions, run_pipeline
+from .passes.results import (
     ControlFlowOptions,
     ControlFlowResult,
-)
-from .passes.control_flow import prepare as prepare_control_flow
-from .passes.costs import (
-    STATUS_OK,
-    STATUS_UNRESOLVED,
-    STATUS_UNSUPPORTED,
     NodeCost,
-    buffer_names,
-    cost_nodes,
+    Status,
+    counts_as_param,
+    op_key,
 )
-from .passes.costs import counts_as_param as _counts_as_param
-from .passes.shapes import infer_shapes
-from .passes.training import LOSSES, PHASES, NodeTraining, training_pass
-from .passes.transistors import (
-    ALWAYS_COLUMNS,
-    PRECISIONS,
-    Lowered,
-    TransistorTable,
-    load_table,
-    lower,
-    node_native_dtype,
-)
+from .passes.training import LOSSES, PHASES
+from .passes.transistors import ALWAYS_COLUMNS, PRECISIONS, Lowered, TransistorTable, load_table
 
 CONVENTIONS = ("dot", "seed")
 
@@ -60,11 +47,6 @@ def convention_macs(cost: Cost, convention: str) -> int | float:
     raise ValueError(f"unknown convention {convention!r}; choose from {', '.join(CONVENTIONS)}")
 
 
-def op_key(domain: str, op_type: str) -> str:
-    """How an op type is named in reports: bare for the ONNX domain, ``domain::Op`` otherwise."""
-    return op_type if domain == "" else f"{domain}::{op_type}"
-
-
 @dataclass
 class NodeResult:
     """One node's analysis. Cost fields are None when unsupported or unresolved."""
@@ -74,7 +56,7 @@ class NodeResult:
     domain: str
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
-    status: str
+    status: Status
     kind: str
     macs: int | float | None
     flops: int | None
@@ -99,7 +81,7 @@ class NodeResult:
             "domain": self.domain,
             "inputs": [t.to_dict() for t in self.inputs],
             "outputs": [t.to_dict() for t in self.outputs],
-            "status": self.status,
+            "status": self.status.value,
             "macs": self.macs,
             "flops": self.flops,
             "params": self.params,
@@ -247,24 +229,18 @@ def analyze(
     loaded = load_model(model)
     prepare_control_flow(loaded)  # nesting limit, model-local functions inlined
     bindings = bind_dims(loaded, dims, batch_size)
-    say(f"inferring shapes ({len(loaded.proto.graph.node):,} nodes)")
-    shaped = infer_shapes(loaded, control)
-    say(f"costing {len(shaped.nodes):,} nodes")
-    costs = cost_nodes(shaped, loaded.weights, loaded.opsets)
+    say(f"analysing {len(loaded.proto.graph.node):,} nodes (shapes, costs, lowering)")
+    extra = () if precision in ALWAYS_COLUMNS else (precision,)
+    graph = run_pipeline(loaded, PipelineOptions(control=control, table=table,
+                                                 extra_tos=extra, phase=phase, loss=loss))
     label = str(loaded.path) if loaded.path is not None else (loaded.proto.graph.name or "model")
-    inputs = [shaped.tensors.get(n) or TensorInfo(n, None, "") for n in loaded.input_names]
+    inputs = [graph.shaped.tensors.get(n) or TensorInfo(n, None, "")
+              for n in loaded.input_names]
     unbound = loaded.symbolic_input_dims()
-    training = None
-    if phase == "training":
-        buffers = buffer_names(shaped.nodes)
-        trainable = {k for k, w in loaded.weights.items()
-                     if w.dtype.startswith(("float", "bfloat")) and k not in buffers}
-        training = training_pass(
-            shaped.nodes, [c.cost for c in costs], shaped.tensors, trainable,
-            [o.name for o in loaded.proto.graph.output], loss, shaped.values).nodes
-    say("lowering to transistor operations and summing")
-    return summarize(label, convention, inputs, costs, loaded.weights, bindings, unbound,
-                     table=table, training=training, loss=loss, precision=precision)
+    say("summing")
+    return summarize(label, convention, inputs, graph.costs, graph.lowered, loaded.weights,
+                     bindings, unbound, table=table, training=graph.training is not None,
+                     loss=loss, precision=precision)
 
 
 def control_options(branch: str | None, loop_trips: int | None) -> ControlFlowOptions:
@@ -288,30 +264,30 @@ def summarize(
     label: str,
     convention: str,
     inputs: list[TensorInfo],
-    costs: list[NodeCost],
+    costs: Sequence[NodeCost],
+    lowered_nodes: Sequence[Lowered | None],
     weights: Mapping[str, TensorInfo],
     bindings: Mapping[str, int],
     unbound: list[str],
     *,
     table: TransistorTable | None = None,
-    training: Sequence[NodeTraining] | None = None,
+    training: bool = False,
     loss: str = "ce",
     precision: str = "fp32",
 ) -> Analysis:
-    """Turn per-node costs into the report structure (per-op-type sums, totals, gaps).
-
-    ``training`` (from `training_pass`, aligned with ``costs``) adds backward and loss work.
+    """Turn per-node costs and their lowering (aligned lists, from the pipeline) into the
+    report structure: per-op-type sums, totals, gaps. ``training`` marks a training report.
     """
     table = table or load_table()
     extra = () if precision in ALWAYS_COLUMNS else (precision,)
-    is_training = training is not None
+    is_training = training
     nodes: list[NodeResult] = []
     by_op: dict[str, OpTypeSummary] = {}
     unsupported: Counter[str] = Counter()
     unresolved: list[Unresolved] = []
     totals = Totals()
     lowered: dict[str, list[Lowered]] = {}
-    for i, c in enumerate(costs):
+    for c, low in zip(costs, lowered_nodes, strict=True):
         key = op_key(c.node.domain, c.node.op_type)
         cost = c.cost
         macs = None if cost is None else convention_macs(cost, convention)
@@ -320,12 +296,7 @@ def summarize(
             inputs=c.inputs, outputs=c.outputs, status=c.status, kind=c.kind,
             macs=macs, flops=None if cost is None else cost.flops, params=c.params,
             bytes_read=c.bytes_read, bytes_written=c.bytes_written,
-            bops=None if cost is None else cost.bops, reason=c.reason,
-            lowered=None if cost is None else lower(
-                table, cost.bops, node_native_dtype(c.node, c.inputs, c.outputs, cost.macs),
-                training=is_training,
-                backward=training[i].backward if is_training else None,
-                loss=training[i].loss if is_training else None, extra=extra),
+            bops=None if cost is None else cost.bops, reason=c.reason, lowered=low,
         ))
         if c.control is not None:  # If/Loop/Scan: what their subgraphs hold
             unsupported.update(c.control.unsupported())
@@ -335,27 +306,26 @@ def summarize(
             summary = by_op[key] = OpTypeSummary()
         summary.count += 1
         summary.params += c.params
-        if c.status == STATUS_UNSUPPORTED:
+        if c.status == Status.UNSUPPORTED:
             unsupported[key] += 1
             totals.complete = False
-        elif c.status == STATUS_UNRESOLVED:
+        elif c.status == Status.UNRESOLVED:
             totals.complete = False
             dims = sorted({d for t in (*c.inputs, *c.outputs) for d in (t.shape or ())
                            if isinstance(d, str)}
                           | (c.control.dims() if c.control is not None else set()))
             unresolved.append(Unresolved(c.node.name, key, c.reason, dims))
-        if cost is not None:
-            summary.macs += macs  # type: ignore[operator]
+        if cost is not None and macs is not None and low is not None:
+            summary.macs += macs
             summary.flops += cost.flops
             summary.bops = summary.bops + cost.bops
-            totals.macs += macs  # type: ignore[operator]
+            totals.macs += macs
             totals.flops += cost.flops
             totals.bops = totals.bops + cost.bops
-            low = nodes[-1].lowered
-            lowered.setdefault(key, []).append(low)  # type: ignore[arg-type]
-            if not low.complete:  # type: ignore[union-attr]
+            lowered.setdefault(key, []).append(low)
+            if not low.complete:
                 totals.complete = False
-        if c.status == STATUS_OK:
+        if c.status == Status.OK:
             totals.bytes_read += c.bytes_read or 0
             totals.bytes_written += c.bytes_written or 0
     for key, summary in by_op.items():
@@ -363,7 +333,7 @@ def summarize(
     totals.lowered = Lowered.sum([x for xs in lowered.values() for x in xs], is_training, extra)
     buffers = buffer_names(c.node for c in costs)  # BatchNormalization running stats
     totals.params = sum(w.numel for w in weights.values()
-                        if _counts_as_param(w) and w.is_static and w.name not in buffers)
+                        if counts_as_param(w) and w.is_static and w.name not in buffers)
     totals.params += sum(c.control.own_params() for c in costs if c.control is not None)
     return Analysis(
         model=label, convention=convention, inputs=inputs, nodes=nodes, by_op_type=by_op,
@@ -381,8 +351,8 @@ def _control_report(
     (per iteration), whether it is counted, and for loops the trip count and its source."""
     subs: dict[str, Any] = {}
     for label, sub in result.subgraphs.items():
-        a = summarize(label, convention, [], sub.costs, sub.weights, {}, [], table=table,
-                      precision=precision)
+        a = summarize(label, convention, [], sub.costs, sub.lowered, sub.weights, {}, [],
+                      table=table, precision=precision)
         subs[label] = {
             "counted": label in result.counted,
             "complete": sub.complete,

@@ -24,6 +24,7 @@ from .helpers import (
     onnx_twin,
     same_as_input,
 )
+from .linalg import gemm
 from .normalization import _normalize, layer_norm
 from .registry import BasicOps, Cost, NodeFacts, register, register_movement, shape_rule
 
@@ -211,7 +212,6 @@ def fused_matmul(f: NodeFacts) -> Cost:
 
 @register("FusedGemm", domain=MS)
 def fused_gemm(f: NodeFacts) -> Cost:
-    from .linalg import gemm
 
     outputs = f.out_numel(0)
     return gemm(f) + bops_cost(activation_by_name(str(f.attr("activation", ""))) * outputs)

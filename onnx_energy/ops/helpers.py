@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import onnx
+from onnx import helper
+
+from ..dtypes import elem_type
+from ..graph import tensor_info_from_value_info
 from .base import BasicOps, Cost, Dim, NodeFacts, Shape
 
 MS = "com.microsoft"
@@ -138,12 +143,6 @@ def onnx_twin(op: str, opset: int, keep: tuple[int, ...],
     inference of the twin node answers."""
 
     def rule(f: NodeFacts) -> list[ShapeOut | None] | None:
-        import onnx
-        from onnx import helper
-
-        from ..dtypes import elem_type
-        from ..graph import tensor_info_from_value_info
-
         if int(f.attr("channels_last", 0)):
             return None
         proto = f.node.proto

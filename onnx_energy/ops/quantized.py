@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+from ..dtypes import dtype_bits
 from ..graph import Node, TensorInfo
 from .base import Dim, Shape
 from .helpers import (
@@ -38,6 +39,7 @@ from .helpers import (
     same_as_input,
 )
 from .registry import BasicOps, Cost, NodeFacts, register, shape_rule
+from .rnn import recurrent_cost
 
 B = BasicOps
 
@@ -267,7 +269,6 @@ def gather_block_quantized(f: NodeFacts) -> Cost:
 @register("DynamicQuantizeLSTM", domain=MS)
 def dynamic_quantize_lstm(f: NodeFacts) -> Cost:
     """An LSTM whose W (D, I, 4H) and R (D, H, 4H) are int8: X and h are quantized per step."""
-    from .rnn import recurrent_cost
 
     x, w = f.shape(0), f.shape(1)
     hidden = int(f.attr("hidden_size", 0)) or w[2] // 4
@@ -375,7 +376,6 @@ def native_bits(f: NodeFacts) -> int | None:
     if dtype is None:
         return None
     digits = "".join(ch for ch in dtype if ch.isdigit())
-    from ..dtypes import dtype_bits
 
     return dtype_bits(dtype) or (int(digits) if digits else None)
 

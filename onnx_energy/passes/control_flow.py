@@ -23,15 +23,13 @@ the result with `apply_control_flow`.
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import onnx
 import onnx.inliner
-from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, numpy_helper
+from onnx import GraphProto, ModelProto, numpy_helper
 
 from ..dtypes import elem_type
 from ..errors import InvalidGraphError, OnnxEnergyError
@@ -43,17 +41,35 @@ from ..graph import (
     detach_weights,
     valid_shape,
 )
-from ..ops.registry import ZERO_COST, Cost
+from ..ops.base import Cost
+from .costs import ABSURD_REASON, absurd_cost
 from .fold import MAX_FOLD_ELEMENTS
+from .results import (
+    ControlFlowOptions,
+    ControlFlowResult,
+    GraphAnalysis,
+    NodeCost,
+    Status,
+    SubgraphResult,
+    scale_cost,
+)
+from .subgraphs import (
+    CONTROL_FLOW_OPS,
+    MAX_SUBGRAPH_DEPTH,
+    free_names,
+    implicit_inputs,
+    subgraph_depth,
+    subgraphs,
+)
 
-if TYPE_CHECKING:
-    from .costs import NodeCost
+__all__ = ["BRANCHES", "CONTROL_FLOW_OPS", "MAX_SUBGRAPH_DEPTH", "MAX_TRIPS", "ControlFlow",
+           "ControlFlowOptions", "ControlFlowResult", "SubgraphResult", "apply_control_flow",
+           "implicit_inputs", "prepare", "scale_cost"]
 
-#: Ops whose cost is the cost of their subgraphs.
-CONTROL_FLOW_OPS = frozenset({"If", "Loop", "Scan"})
+#: Analyses one subgraph, built as a model of its own, with the given options: the pipeline.
+Analyse = Callable[[LoadedModel, ControlFlowOptions], GraphAnalysis]
+
 BRANCHES = ("then", "else")
-#: Deepest nesting of subgraphs analysed (the protobuf parser itself stops near 31 levels).
-MAX_SUBGRAPH_DEPTH = 24
 #: A Loop's constant M above this is a placeholder for "until the condition is false".
 MAX_TRIPS = MAX_DIM
 
@@ -66,67 +82,7 @@ SOURCE_OPTION = "--loop-trips"
 SOURCE_SCAN = "scan axis"
 
 
-@dataclass(frozen=True)
-class ControlFlowOptions:
-    """``branch``: count this If branch (None: the costlier); ``loop_trips``: trips of loops
-    whose count is not a constant; ``depth``: nesting level of the graph being analysed."""
-
-    branch: str | None = None
-    loop_trips: int | None = None
-    depth: int = 0
-
-    def deeper(self) -> ControlFlowOptions:
-        return dataclasses.replace(self, depth=self.depth + 1)
-
-
 # ------------------------------------------------------------------------ graph helpers
-
-
-def subgraphs(proto: NodeProto) -> list[tuple[str, GraphProto]]:
-    """The (attribute name, graph) pairs of a node; empty for ordinary nodes."""
-    out: list[tuple[str, GraphProto]] = []
-    for a in proto.attribute:
-        if a.type == AttributeProto.GRAPH:
-            out.append((a.name, a.g))
-        elif a.type == AttributeProto.GRAPHS:
-            out.extend((f"{a.name}[{i}]", g) for i, g in enumerate(a.graphs))
-    return out
-
-
-def free_names(graph: GraphProto) -> set[str]:
-    """Names a graph (or any graph nested in it) reads from its enclosing scopes."""
-    defined = {vi.name for vi in graph.input}
-    defined.update(t.name for t in graph.initializer)
-    defined.update(s.values.name for s in graph.sparse_initializer)
-    used: set[str] = set()
-    for node in graph.node:
-        used.update(x for x in node.input if x)
-        for _, g in subgraphs(node):
-            used |= free_names(g)
-        defined.update(node.output)
-    return used - defined
-
-
-def implicit_inputs(proto: NodeProto) -> set[str]:
-    """Outer-scope names a node's subgraphs read: dependencies as real as its inputs."""
-    names: set[str] = set()
-    for _, g in subgraphs(proto):
-        names |= free_names(g)
-    return names
-
-
-def subgraph_depth(graph: GraphProto) -> int:
-    """How deeply subgraphs nest inside ``graph`` (0 for a graph without control flow)."""
-    deepest = 0
-    stack: list[tuple[GraphProto, int]] = [(graph, 0)]
-    while stack:
-        g, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if depth > MAX_SUBGRAPH_DEPTH:
-            break
-        for node in g.node:
-            stack.extend((sub, depth + 1) for _, sub in subgraphs(node))
-    return deepest
 
 
 def prepare(model: LoadedModel) -> None:
@@ -182,167 +138,13 @@ def _first_line(exc: BaseException) -> str:
 # ------------------------------------------------------------------------------- results
 
 
-@dataclass
-class SubgraphResult:
-    """One analysed subgraph (a branch or a body): its nodes' costs, per iteration."""
-
-    label: str
-    costs: list[NodeCost]
-    weights: dict[str, TensorInfo]
-    #: Facts of the subgraph's outputs, in order (None where unknown).
-    outputs: list[TensorInfo | None] = field(default_factory=list)
-    #: The subgraph's own initializers (weights living inside it, not read from outside).
-    own_weights: dict[str, TensorInfo] = field(default_factory=dict)
-
-    def own_params(self) -> int:
-        """Parameters held by this subgraph and the subgraphs nested in it."""
-        from .costs import counts_as_param
-
-        n = sum(w.numel for w in self.own_weights.values()
-                if counts_as_param(w) and w.is_static)
-        for c in self.costs:
-            control = getattr(c, "control", None)
-            if control is not None:
-                n += control.own_params()
-        return n
-
-    @property
-    def cost(self) -> Cost:
-        total = ZERO_COST
-        for c in self.costs:
-            if c.cost is not None:
-                total = total + c.cost
-        return total
-
-    @property
-    def complete(self) -> bool:
-        return all(c.status == "ok" for c in self.costs)
-
-    def bytes_moved(self) -> tuple[int, int] | None:
-        if not self.complete:
-            return None
-        return (sum(c.bytes_read or 0 for c in self.costs),
-                sum(c.bytes_written or 0 for c in self.costs))
-
-    def unsupported(self) -> Counter[str]:
-        out: Counter[str] = Counter()
-        for c in self.costs:
-            if c.status == "unsupported":
-                out[_op_key(c.node)] += 1
-            control = getattr(c, "control", None)
-            if control is not None:
-                out.update(control.unsupported())
-        return out
-
-    def gaps(self) -> list[str]:
-        """Short notes on what is not counted in this subgraph."""
-        notes = [f"{c.node.name} ({c.node.op_type}): {c.reason or c.status}"
-                 for c in self.costs if c.status != "ok"]
-        return notes
-
-    def dims(self) -> set[str]:
-        out: set[str] = set()
-        for c in self.costs:
-            if c.status != "ok":
-                for t in (*c.inputs, *c.outputs):
-                    out.update(d for d in (t.shape or ()) if isinstance(d, str))
-            control = getattr(c, "control", None)
-            if control is not None:
-                out |= control.dims()
-        return out
-
-
-@dataclass
-class ControlFlowResult:
-    """What a control-flow node costs: its subgraphs, which of them count, how often."""
-
-    op_type: str
-    subgraphs: dict[str, SubgraphResult]
-    counted: list[str]
-    trips: int | None = 1
-    trips_source: str = ""
-    cond: bool | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def cost(self) -> Cost | None:
-        if self.trips is None:
-            return None
-        total = ZERO_COST
-        for label in self.counted:
-            total = total + self.subgraphs[label].cost
-        return scale_cost(total, self.trips)
-
-    @property
-    def complete(self) -> bool:
-        return not self.notes and all(self.subgraphs[s].complete for s in self.counted)
-
-    def reason(self) -> str:
-        parts = list(self.notes)
-        for label in self.counted:
-            sub = self.subgraphs[label]
-            gaps = sub.gaps()
-            if gaps:
-                more = f" (+{len(gaps) - 2} more)" if len(gaps) > 2 else ""
-                parts.append(f"{label}: not fully counted: {'; '.join(gaps[:2])}{more}")
-        return "; ".join(parts)
-
-    def bytes_moved(self) -> tuple[int, int] | None:
-        if self.trips is None or not self.complete:
-            return None
-        read = written = 0
-        for label in self.counted:
-            moved = self.subgraphs[label].bytes_moved()
-            if moved is None:
-                return None
-            read += moved[0] * self.trips
-            written += moved[1] * self.trips
-        return read, written
-
-    def params(self) -> int:
-        return sum(c.params for s in self.subgraphs.values() for c in s.costs)
-
-    def own_params(self) -> int:
-        """Parameters stored inside the subgraphs (counted once, whatever the trips)."""
-        return sum(s.own_params() for s in self.subgraphs.values())
-
-    def unsupported(self) -> Counter[str]:
-        out: Counter[str] = Counter()
-        for s in self.subgraphs.values():
-            out.update(s.unsupported())
-        return out
-
-    def dims(self) -> set[str]:
-        out: set[str] = set()
-        for s in self.subgraphs.values():
-            out |= s.dims()
-        return out
-
-    def header(self) -> dict[str, Any]:
-        """The JSON fields of the node besides its subgraphs' reports."""
-        if self.op_type == "If":
-            return {"branch": self.counted[0] if self.counted else None, "cond": self.cond}
-        return {"trips": self.trips, "trips_source": self.trips_source or None}
-
-
-def scale_cost(cost: Cost, k: int) -> Cost:
-    """``cost`` repeated ``k`` times (every field of `Cost` scales)."""
-    if k == 1:
-        return cost
-    return Cost(**{f.name: getattr(cost, f.name) * k for f in dataclasses.fields(cost)})
-
-
-def _op_key(node: Node) -> str:
-    return node.op_type if node.domain == "" else f"{node.domain}::{node.op_type}"
-
-
 def flow_key(node: Node) -> tuple[str, tuple[str, ...]]:
     return node.name, node.outputs
 
 
 def apply_control_flow(nc: NodeCost, results: Mapping[Any, ControlFlowResult]) -> NodeCost:
-    """The cost-pass hook: a control-flow node's NodeCost from its analysed subgraphs."""
-    from .costs import ABSURD_REASON, absurd_cost
-
+    """A control-flow node's NodeCost from its analysed subgraphs (as the cost pass left it
+    when the node was not analysed)."""
     result = results.get(flow_key(nc.node))
     if result is None:
         return nc
@@ -352,7 +154,7 @@ def apply_control_flow(nc: NodeCost, results: Mapping[Any, ControlFlowResult]) -
     if cost is not None and absurd_cost(cost):
         cost, moved, reason = None, None, ABSURD_REASON
     return dataclasses.replace(
-        nc, cost=cost, status="unresolved" if reason else "ok", kind="compute",
+        nc, cost=cost, status=Status.UNRESOLVED if reason else Status.OK, kind="compute",
         params=result.params(), bytes_read=None if moved is None else moved[0],
         bytes_written=None if moved is None else moved[1], reason=reason, control=result,
     )
@@ -362,18 +164,20 @@ def apply_control_flow(nc: NodeCost, results: Mapping[Any, ControlFlowResult]) -
 
 
 class ControlFlow:
-    """The shape-pass hook of one graph: analyses each control-flow node it is given."""
+    """The shape-pass hook of one graph: analyses each control-flow node it is given.
 
-    def __init__(self, model: LoadedModel, options: ControlFlowOptions | None = None) -> None:
+    ``analyse`` runs the analysis pipeline on a subgraph turned into a model of its own (it
+    is passed in, so this module does not depend on the pipeline that uses it).
+    """
+
+    def __init__(self, model: LoadedModel, options: ControlFlowOptions | None,
+                 analyse: Analyse) -> None:
         self.options = options or ControlFlowOptions()
+        self.analyse = analyse
         self.weights = model.weights
         self.opset_import = list(model.proto.opset_import)
         self.ir_version = model.proto.ir_version
         self.results: dict[Any, ControlFlowResult] = {}
-
-    @staticmethod
-    def handles(node: Node) -> bool:
-        return node.domain == "" and node.op_type in CONTROL_FLOW_OPS
 
     def infer(
         self, node: Node, tensors: dict[str, TensorInfo], values: Mapping[str, np.ndarray]
@@ -542,21 +346,17 @@ class ControlFlow:
     def _analyse(self, label: str, graph: GraphProto, formal: list[TensorInfo | None],
                  tensors: Mapping[str, TensorInfo],
                  values: Mapping[str, np.ndarray]) -> SubgraphResult:
-        from .costs import cost_nodes
-        from .shapes import infer_shapes
-
         if len(formal) != len(graph.input):
             raise InvalidGraphError(
                 f"{label}: the subgraph takes {len(graph.input)} input(s), the node gives "
                 f"{len(formal)}"
             )
         model, params = self._sub_model(graph, formal, tensors, values)
-        shaped = infer_shapes(model, control=self.options.deeper())
-        costs = cost_nodes(shaped, params, model.opsets)
-        outputs = [shaped.tensors.get(vi.name) for vi in model.proto.graph.output]
+        analysed = self.analyse(model, self.options.deeper())
+        outputs = [analysed.shaped.tensors.get(vi.name) for vi in model.proto.graph.output]
         own = {k: v for k, v in model.weights.items() if k not in model.input_names
                and k not in free_names(graph)}
-        return SubgraphResult(label, costs, params, outputs, own)
+        return SubgraphResult(label, analysed.costs, params, outputs, own, analysed.lowered)
 
     def _sub_model(
         self, graph: GraphProto, formal: list[TensorInfo | None],

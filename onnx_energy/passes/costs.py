@@ -3,38 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 import numpy as np
 
-from ..dtypes import INDEX_TYPES
 from ..graph import Node, TensorInfo
-from ..ops.registry import Cost, NodeFacts, ShapeUnknownError, lookup
-from .control_flow import CONTROL_FLOW_OPS, ControlFlowResult, apply_control_flow
-from .shapes import ShapedGraph
+from ..ops.base import Cost, NodeFacts, ShapeUnknownError
+from ..ops.registry import lookup
+from .results import NodeCost, ShapedGraph, Status, counts_as_param
 
-STATUS_OK = "ok"
-STATUS_UNSUPPORTED = "unsupported"
-STATUS_UNRESOLVED = "unresolved"
-
-
-@dataclass
-class NodeCost:
-    """A node, its tensors, and its cost (None when unsupported or unresolved)."""
-
-    node: Node
-    inputs: list[TensorInfo]
-    outputs: list[TensorInfo]
-    cost: Cost | None
-    status: str
-    kind: str
-    params: int
-    bytes_read: int | None
-    bytes_written: int | None
-    reason: str = ""
-    #: If/Loop/Scan: the analysed subgraphs behind the cost (see control_flow).
-    control: ControlFlowResult | None = None
-
+__all__ = ["ABSURD_REASON", "NodeCost", "absurd_cost", "buffer_names", "cost_nodes",
+           "counts_as_param"]
 
 #: A node counting more operations than this (about 1e30) has hostile shapes or attributes.
 MAX_COUNT = 2**100
@@ -47,11 +25,6 @@ METADATA_ONLY = frozenset({"Shape", "Size"})
 def absurd_cost(cost: Cost) -> bool:
     """Negative counts, or counts past MAX_COUNT (where floats would overflow downstream)."""
     return any(not 0 <= v <= MAX_COUNT for v in (cost.macs, cost.flops, cost.bias))
-
-
-def counts_as_param(info: TensorInfo) -> bool:
-    """Weights are initializers of any dtype but the index/shape types (int32/int64) and bool."""
-    return info.dtype not in INDEX_TYPES and info.dtype != "bool"
 
 
 #: Inputs that hold running statistics (buffers), not learnable parameters. torchvision counts
@@ -76,16 +49,16 @@ def buffer_names(nodes: Iterable[Node]) -> set[str]:
 def cost_nodes(
     shaped: ShapedGraph, weights: Mapping[str, TensorInfo], opsets: Mapping[str, int]
 ) -> list[NodeCost]:
-    """Cost every node of a shaped graph, in topological order."""
-    results = []
+    """Cost every node of a shaped graph, in topological order.
+
+    If/Loop/Scan nodes come out unresolved here; the pipeline replaces their cost by their
+    analysed subgraphs' (control_flow.apply_control_flow).
+    """
     buffers = buffer_names(shaped.nodes)
     params = {k: v for k, v in weights.items() if k not in buffers}
-    for node in shaped.nodes:
-        results.append(_cost_node(node, shaped.tensors, shaped.values, params,
-                                  opsets.get(node.domain, opsets.get("", 0))))
-        if shaped.control and node.op_type in CONTROL_FLOW_OPS:
-            results[-1] = apply_control_flow(results[-1], shaped.control)
-    return results
+    return [_cost_node(node, shaped.tensors, shaped.values, params,
+                       opsets.get(node.domain, opsets.get("", 0)))
+            for node in shaped.nodes]
 
 
 def _info(name: str, tensors: Mapping[str, TensorInfo]) -> TensorInfo:
@@ -115,7 +88,7 @@ def _cost_node(
     bytes_written = sum(t.nbytes for t in outputs) if static else None
     rule = lookup(node.domain, node.op_type)
     if rule is None:
-        return NodeCost(node, inputs, outputs, None, STATUS_UNSUPPORTED, "", params,
+        return NodeCost(node, inputs, outputs, None, Status.UNSUPPORTED, "", params,
                         bytes_read, bytes_written, "no cost rule for this op")
     facts = NodeFacts(
         node=node,
@@ -127,18 +100,18 @@ def _cost_node(
     try:
         cost = rule.cost(facts)
     except ShapeUnknownError:
-        return NodeCost(node, inputs, outputs, None, STATUS_UNRESOLVED, rule.kind, params,
+        return NodeCost(node, inputs, outputs, None, Status.UNRESOLVED, rule.kind, params,
                         bytes_read, bytes_written, "shape unknown")
     except Exception as exc:  # hostile attributes or shapes: unresolved, never a crash
-        return NodeCost(node, inputs, outputs, None, STATUS_UNRESOLVED, rule.kind, params,
+        return NodeCost(node, inputs, outputs, None, Status.UNRESOLVED, rule.kind, params,
                         bytes_read, bytes_written,
                         f"attributes or shapes do not fit: {type(exc).__name__}: {exc}"[:300])
     if absurd_cost(cost):
-        return NodeCost(node, inputs, outputs, None, STATUS_UNRESOLVED, rule.kind, params,
+        return NodeCost(node, inputs, outputs, None, Status.UNRESOLVED, rule.kind, params,
                         bytes_read, bytes_written, ABSURD_REASON)
     if not static:
         # The rule did not need the unknown shapes, but the bytes are still unknown.
-        return NodeCost(node, inputs, outputs, cost, STATUS_UNRESOLVED, rule.kind, params,
+        return NodeCost(node, inputs, outputs, cost, Status.UNRESOLVED, rule.kind, params,
                         None, None, "shape unknown")
-    return NodeCost(node, inputs, outputs, cost, STATUS_OK, rule.kind, params,
+    return NodeCost(node, inputs, outputs, cost, Status.OK, rule.kind, params,
                     bytes_read, bytes_written)

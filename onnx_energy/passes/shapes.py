@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import functools
 import heapq
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ..dtypes import elem_type
+from ..dtypes import dtype_name, elem_type
 from ..errors import InvalidGraphError
 from ..graph import (
     LoadedModel,
@@ -29,33 +28,26 @@ from ..graph import (
     valid_shape,
 )
 from . import contrib_shapes
-from .control_flow import (
-    CONTROL_FLOW_OPS,
-    ControlFlow,
-    ControlFlowOptions,
-    ControlFlowResult,
-    implicit_inputs,
-)
 from .fold import MAX_FOLD_ELEMENTS, can_fold, fold_node
+from .results import ControlFlowResult, ShapedGraph
+from .subgraphs import CONTROL_FLOW_OPS, implicit_inputs
 
 
-@dataclass
-class ShapedGraph:
-    """The result of shape inference: nodes in topological order and every tensor's facts."""
+class SubgraphHook(Protocol):
+    """What the walk calls at If/Loop/Scan nodes (control_flow.ControlFlow): it analyses the
+    node's subgraphs and fills in the node's outputs."""
 
-    nodes: list[Node]
-    tensors: dict[str, TensorInfo]
-    values: dict[str, np.ndarray] = field(default_factory=dict)
-    #: Analysed subgraphs of the If/Loop/Scan nodes (see control_flow.flow_key).
-    control: dict[Any, ControlFlowResult] = field(default_factory=dict)
+    results: dict[tuple[str, tuple[str, ...]], ControlFlowResult]
+
+    def infer(self, node: Node, tensors: dict[str, TensorInfo],
+              values: dict[str, np.ndarray]) -> None: ...
 
 
-def infer_shapes(
-    model: LoadedModel, control: ControlFlowOptions | None = None
-) -> ShapedGraph:
+def infer_shapes(model: LoadedModel, flow: SubgraphHook | None = None) -> ShapedGraph:
     """Run ONNX shape inference plus the completion walk; the model must be bound already.
 
-    ``control`` tells how If branches and Loop trip counts are counted (see control_flow).
+    ``flow`` analyses the subgraphs of control-flow nodes (the pipeline passes one); without
+    it their outputs stay as ONNX inferred them.
     """
     graph = model.proto.graph
     try:
@@ -83,9 +75,9 @@ def infer_shapes(
     # names, which would hide a cycle through a graph output).
     defined = set(model.weights) | {t.name for t in graph.initializer}
     nodes = topological_nodes(graph, defined | {vi.name for vi in graph.input})
-    flow = ControlFlow(model, control)
     _complete(nodes, tensors, values, model.opsets, flow)
-    return ShapedGraph(nodes=nodes, tensors=tensors, values=values, control=flow.results)
+    return ShapedGraph(nodes=nodes, tensors=tensors, values=values,
+                       control=flow.results if flow is not None else {})
 
 
 def topological_nodes(graph: onnx.GraphProto, available: set[str]) -> list[Node]:
@@ -171,14 +163,14 @@ def _complete(
     tensors: dict[str, TensorInfo],
     values: dict[str, np.ndarray],
     opsets: dict[str, int],
-    flow: ControlFlow | None = None,
+    flow: SubgraphHook | None = None,
 ) -> None:
     opset_imports = [helper.make_opsetid(d, v) for d, v in opsets.items()]
     default_opset = opsets.get("", 1)
     needed = _needed_values(nodes, tensors)
     with np.errstate(all="ignore"):
         for node in nodes:
-            if flow is not None and node.op_type in CONTROL_FLOW_OPS and flow.handles(node):
+            if flow is not None and node.domain == "" and node.op_type in CONTROL_FLOW_OPS:
                 flow.infer(node, tensors, values)  # subgraphs analysed, outputs filled in
                 continue
             resolved = _all_static(node.outputs, tensors)
@@ -277,8 +269,6 @@ def _set_value(
 
 def _np_dtype_name(value: np.ndarray) -> str:
     try:
-        from ..dtypes import dtype_name
-
         return dtype_name(helper.np_dtype_to_tensor_dtype(value.dtype))
     except Exception:
         return ""

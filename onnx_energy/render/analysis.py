@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from ..analysis import Analysis, NodeResult
 from ..gcpause import gc_paused
 from ..ops.registry import BOP_NAMES
+from ..passes.results import Status
 from .json import dumps
 from .units import si
 
@@ -107,7 +108,7 @@ def render_table(analysis: Analysis, top: int | None = None) -> str:
     tos_head = _tos_heading(analysis)
     rows = [("name", "op", "output shape", "MACs", "FLOPs", "params", tos_head)]
     for n in nodes:
-        flag = "" if n.status == "ok" else f" [{n.status}]"
+        flag = "" if n.status == Status.OK else f" [{n.status.value}]"
         rows.append((n.name, n.op_type + flag, _shape_text(n), si(n.macs), si(n.flops),
                      si(n.params), si(analysis.tos_column(n.lowered))))
     lines.extend(_align(rows, numeric_from=3))

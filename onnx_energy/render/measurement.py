@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from ..measure.measurement import Measurement
 from .json import dumps
 from .units import pct, si
+
+if TYPE_CHECKING:  # measure formats with render.units: only the type is needed here
+    from ..measure.measurement import Measurement
 
 
 def _si(value: float | None, unit: str) -> str:
