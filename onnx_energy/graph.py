@@ -77,6 +77,13 @@ class TensorInfo:
         return math.prod(self.shape)  # type: ignore[arg-type]
 
     @property
+    def static_shape(self) -> tuple[int, ...]:
+        """The shape as ints; the shape must be static."""
+        if not self.is_static:
+            raise ValueError(f"tensor {self.name!r} has no static shape")
+        return self.shape  # type: ignore[return-value]  # is_static: every dim is an int
+
+    @property
     def nbytes(self) -> int:
         return (self.numel * dtype_bits(self.dtype) + 7) // 8
 
@@ -373,7 +380,7 @@ def detach_weights(graph: GraphProto, base_dir: Path | None) -> dict[str, Tensor
             raise InvalidGraphError(
                 f"initializer {t.name!r} has an invalid shape {shape_text(info.shape)}")
         weights[t.name] = info
-        n = math.prod(info.shape or ())
+        n = info.numel if info.is_static else 0
         if t.data_location == TensorProto.EXTERNAL:
             if n <= SMALL_EXTERNAL_ELEMENTS and base_dir is not None:
                 small = _read_small_external(t, base_dir)
@@ -405,7 +412,7 @@ def detach_weights(graph: GraphProto, base_dir: Path | None) -> dict[str, Tensor
                 vi.name = info.name
             vi.type.tensor_type.elem_type = elem_type(info.dtype)
             vi.type.tensor_type.shape.Clear()
-            for d in info.shape or ():
+            for d in info.static_shape:  # initializer dims are ints
                 vi.type.tensor_type.shape.dim.add().dim_value = d
     return weights
 

@@ -287,7 +287,7 @@ def _skim_tensor(buf: object, start: int, end: int, max_elements: int, depth: in
         run = e
     if run < end:
         pieces.append((run, end))
-    return pieces, sum(e - s for s, e in pieces)  # type: ignore[misc]
+    return pieces, sum(e - s for s, e in pieces)
 
 
 def _check_packed(buf: object, field: int, start: int, end: int) -> None:

@@ -57,8 +57,8 @@ def analyze_command(model: str, dims: dict[str, int], batch_size: int | None, co
         line.clear()
     click.echo(RENDERERS[fmt](result, top=top), nl=False)
     if fmt != "table":
-        for line in gaps_summary(result):
-            click.echo(line, err=True)
+        for gap in gaps_summary(result):
+            click.echo(gap, err=True)
     if strict and (result.unsupported or result.unresolved):
         raise StrictModeError(
             f"--strict: {sum(result.unsupported.values())} node(s) without a cost rule, "

@@ -74,6 +74,7 @@ def _static(provider: str, device: int) -> tuple[tuple[str, Any], ...]:
     from .. import __version__
 
     model, physical = _cpuinfo()
+    usable: int | None
     try:
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):

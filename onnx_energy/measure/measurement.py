@@ -171,6 +171,7 @@ def measure(
         say("loading the model")
         runner = Runner(model, provider=provider, threads=threads, dims=dims,
                         batch_size=batch_size, seed=seed, inputs=inputs, device=device)
+        notes: list[str]
         if isinstance(sensor, Sensor):
             the_sensor, notes = sensor, []
         else:
@@ -180,7 +181,7 @@ def measure(
         if out is not None:
             writer = RecordWriter(out)
         hardware = hardware_fingerprint(provider, device)
-        model_field = None if runner.path is None else {
+        model_field: dict[str, str | None] | None = None if runner.path is None else {
             "path": str(runner.path), "sha256": runner.sha256}
         if model_field is None and spec is None:
             model_field = {"path": None, "sha256": runner.sha256}

@@ -56,7 +56,8 @@ def random_inputs(infos: list[TensorInfo], seed: int = 0) -> dict[str, np.ndarra
                 f"input {info.name!r} has dtype {info.dtype or 'unknown'}, for which no random "
                 "input can be generated; pass inputs explicitly through the Python API"
             )
-        shape = tuple(int(d) for d in info.shape or ())
+        shape = tuple(int(d) for d in info.shape or () if isinstance(d, int))
+        arr: np.ndarray
         if np.issubdtype(dtype, np.floating):
             arr = rng.standard_normal(shape, dtype=np.float32).astype(dtype)
         elif dtype is np.bool_:

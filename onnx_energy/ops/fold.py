@@ -208,7 +208,7 @@ def _range(f: NodeFacts) -> list[Array]:
         raise CannotFoldError
     n = max(int(math.ceil((limit - start) / delta)), 0)
     _check_size((n,))
-    return [np.arange(start, limit, delta, dtype=start.dtype)[:n]]
+    return [np.arange(start.item(), limit.item(), delta.item(), dtype=start.dtype)[:n]]
 
 
 @fold_rule("ConstantOfShape")

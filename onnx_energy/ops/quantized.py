@@ -432,7 +432,7 @@ def _qgemm(f: NodeFacts) -> list[ShapeOut | None]:
 
 
 @shape_rule("QLinearAdd", "QLinearMul", domain=MS)
-def _qlinear_binary(f: NodeFacts) -> list[ShapeOut | None]:
+def _qlinear_binary_shape(f: NodeFacts) -> list[ShapeOut | None]:
     return [(broadcast_shapes(f.dims(0), f.dims(3)), f.dtype(0))]
 
 

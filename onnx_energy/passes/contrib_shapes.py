@@ -69,7 +69,7 @@ def infer_contrib(
         if not name or out is None or out[0] is None:
             continue
         shape, dtype = out
-        if any(isinstance(d, int) and (d < 0 or d > MAX_DIM) for d in shape):
+        if shape is None or any(isinstance(d, int) and (d < 0 or d > MAX_DIM) for d in shape):
             continue
         old = tensors.get(name)
         if old is not None and old.is_static:
@@ -115,7 +115,8 @@ def _ort_outputs(
         from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
     except Exception:
         return None
-    graph_inputs, inits = [], []
+    graph_inputs: list[onnx.ValueInfoProto] = []
+    inits: list[onnx.TensorProto] = []
     for name, info in zip(node.inputs, infos, strict=False):
         if not name or info is None or name in {i.name for i in graph_inputs}:
             continue
@@ -152,6 +153,6 @@ def _ort_outputs(
             continue
         # ORT names unknown dims "unk__N" and derived ones "a+b": only ints and the inputs'
         # own symbols are kept.
-        shape = tuple(d if isinstance(d, int) or d in symbols else None for d in info.shape)
-        outs.append((shape, info.dtype))
+        kept = tuple(d if isinstance(d, int) or d in symbols else None for d in info.shape)
+        outs.append((kept, info.dtype))
     return outs

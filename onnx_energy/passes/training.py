@@ -236,7 +236,7 @@ def _reduction(per_in: BasicOps, per_out: BasicOps) -> BackwardRule:
 
 
 def _kernel_volume(ctx: NodeFacts) -> int:
-    return math.prod(ctx.attr("kernel_shape", [1]))  # type: ignore[arg-type]
+    return math.prod(ctx.attr("kernel_shape", [1]))
 
 
 def _max_pool(ctx: NodeFacts) -> BasicOps:
@@ -258,7 +258,7 @@ def _lp_pool(ctx: NodeFacts) -> BasicOps:
         return ZERO_BOPS
     n = ctx.out_numel(0)
     taps = _kernel_volume(ctx) * n
-    if int(ctx.attr("p", 2)) == 2:  # type: ignore[arg-type]
+    if int(ctx.attr("p", 2)) == 2:
         return B(mul=taps, add=taps, div=n)
     return B(root=taps, mul=taps, add=taps) + B(root=n, div=n)
 
@@ -274,7 +274,7 @@ def _global_pool(per_in: BasicOps, per_channel: BasicOps) -> BackwardRule:
 
 
 def _global_lp_pool(ctx: NodeFacts) -> BasicOps:
-    if int(ctx.attr("p", 2)) == 2:  # type: ignore[arg-type]
+    if int(ctx.attr("p", 2)) == 2:
         return _global_pool(B(mul=1), B(div=1))(ctx)
     return _global_pool(B(root=1, mul=1), B(root=1, div=1))(ctx)
 
@@ -302,7 +302,7 @@ def _batch_norm(ctx: NodeFacts) -> BasicOps:
 
 def _axis_rows(ctx: NodeFacts) -> tuple[int, int]:
     shape = ctx.shape(0)
-    axis = int(ctx.attr("axis", -1)) % len(shape)  # type: ignore[arg-type]
+    axis = int(ctx.attr("axis", -1)) % len(shape)
     return math.prod(shape), math.prod(shape[:axis])
 
 
@@ -324,7 +324,7 @@ def _group_norm(ctx: NodeFacts) -> BasicOps:
     if not any(ctx.needs):
         return ZERO_BOPS
     shape = ctx.shape(0)
-    groups = int(ctx.attr("num_groups", 1))  # type: ignore[arg-type]
+    groups = int(ctx.attr("num_groups", 1))
     return norm_backward(math.prod(shape), shape[0] * groups, ctx.need(1), ctx.need(2))
 
 
@@ -385,7 +385,7 @@ def _gather(ctx: NodeFacts) -> BasicOps:
 
 
 def _generic(ctx: NodeFacts) -> BasicOps:
-    return ctx.forward.bops * 2 if any(ctx.needs) else ZERO_BOPS
+    return _forward(ctx).bops * 2 if any(ctx.needs) else ZERO_BOPS
 
 
 # ------------------------------------------------------------------------ family tables
@@ -462,8 +462,8 @@ def loss_bops(output: TensorInfo | None, loss: str) -> BasicOps:
         return B(sub=n, mul=n, add=max(n - 1, 0), div=1) + B(mul=n)
     if loss != "ce":
         raise ValueError(f"unknown loss {loss!r}; choose from {', '.join(LOSSES)}")
-    shape = output.shape or ()
-    classes = shape[-1] if shape else 1  # type: ignore[index]
+    shape = output.static_shape
+    classes = shape[-1] if shape else 1
     rows = n // classes if classes else 0
     fwd = (B(sub=rows * (classes - 1))          # running max per row
            + B(sub=n, root=n)                   # x - max, exp

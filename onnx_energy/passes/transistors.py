@@ -363,7 +363,7 @@ class Lowered:
 
     @property
     def complete(self) -> bool:
-        parts = (self.forward, self.tos)
+        parts: tuple[object, ...] = (self.forward, self.tos)
         if self.training:
             parts += (self.backward, self.tos_backward, self.loss, self.tos_loss)
         return all(p is not None for p in parts)
@@ -393,7 +393,7 @@ class Lowered:
             out: Columns = {}
             for c in cols:
                 values = [p.get(c) for p in parts]
-                out[c] = None if any(v is None for v in values) else sum(values)  # type: ignore[arg-type]
+                out[c] = None if any(v is None for v in values) else sum(values)
             return out
 
         if not training:

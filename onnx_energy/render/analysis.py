@@ -106,7 +106,8 @@ def render_table(analysis: Analysis, top: int | None = None) -> str:
     title = f"top {top} nodes by MACs" if top else "nodes"
     lines.append(title)
     tos_head = _tos_heading(analysis)
-    rows = [("name", "op", "output shape", "MACs", "FLOPs", "params", tos_head)]
+    rows: list[tuple[str, ...]] = [("name", "op", "output shape", "MACs", "FLOPs", "params",
+                                    tos_head)]
     for n in nodes:
         flag = "" if n.status == Status.OK else f" [{n.status.value}]"
         rows.append((n.name, n.op_type + flag, _shape_text(n), si(n.macs), si(n.flops),
@@ -145,7 +146,7 @@ def phase_summary(analysis: Analysis) -> list[str]:
     native = low.native_dtype or "-"
     lines = [f"basic and transistor operations ({analysis.phase}; native dtype: {native}; "
              f"transistor table: {source})"]
-    rows = [("phase", *BOP_NAMES, f"TOs ({analysis.precision})")]
+    rows: list[tuple[str, ...]] = [("phase", *BOP_NAMES, f"TOs ({analysis.precision})")]
     phases = [("forward", low.forward)]
     if analysis.phase == "training":
         phases += [("backward", low.backward), (f"loss ({analysis.loss})", low.loss),
@@ -176,7 +177,7 @@ def gaps_summary(analysis: Analysis) -> list[str]:
     return out
 
 
-def _align(rows: list[tuple[str, ...]], numeric_from: int) -> list[str]:
+def _align(rows: Sequence[Sequence[str]], numeric_from: int) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = []
     for r in rows:
