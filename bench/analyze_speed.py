@@ -7,6 +7,10 @@ a bare `import onnx` + `onnx.load` + ONNX shape inference (data propagation on) 
 the same graph.
 
     python bench/analyze_speed.py [MODEL.onnx ...] [--repeat N] [--layers L] [--cli CMD]
+                                  [--against CMD]
+
+``--against`` times a second CLI (another checkout, e.g. the tree before a refactor) in the
+same run, alternating the two so machine noise falls on both, and prints the ratio.
 """
 
 from __future__ import annotations
@@ -74,6 +78,23 @@ def report(label: str, cmd: list[str], repeat: int) -> None:
           flush=True)
 
 
+def compare(label: str, cmds: list[list[str]], args: list[str], repeat: int) -> None:
+    """Best-of-``repeat`` of each CLI in ``cmds`` on ``args``, runs interleaved; the ratio of
+    the first to the second."""
+    runs: list[list[tuple[float, float, float]]] = [[] for _ in cmds]
+    for _ in range(repeat):
+        for i, cmd in enumerate(cmds):
+            runs[i].append(run_once([*cmd, *args]))
+    best = [(min(r[0] for r in rs), min(r[1] for r in rs), max(r[2] for r in rs))
+            for rs in runs]
+    for tag, (seconds, cpu, rss) in zip(("this", "against"), best, strict=False):
+        print(f"{label + ' [' + tag + ']':<44} {seconds:7.3f} s wall  {cpu:7.3f} s cpu   "
+              f"peak RSS {rss:7.1f} MiB", flush=True)
+    if len(best) == 2:
+        print(f"{'':<44} ratio this/against: {best[0][0] / best[1][0]:.3f} wall, "
+              f"{best[0][1] / best[1][1]:.3f} cpu", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="*", type=Path, help="extra .onnx files to time")
@@ -81,6 +102,9 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=50, help="encoder layers (~123 nodes each)")
     ap.add_argument("--cli", help="command to time instead of the installed onnx-energy, "
                     "e.g. 'python -m onnx_energy' with PYTHONPATH set to another checkout")
+    ap.add_argument("--against", help="a second CLI command to time in the same run, "
+                    "interleaved, e.g. 'env PYTHONPATH=/path/to/old/checkout python -m "
+                    "onnx_energy'")
     ap.add_argument("--pyc", action="store_true",
                     help="let the children cache bytecode (in a temp dir), as an installed "
                          "package does, even where PYTHONDONTWRITEBYTECODE is set")
@@ -105,13 +129,15 @@ def main() -> None:
         report("python startup (-c pass)", [sys.executable, "-c", "pass"], args.repeat)
         report("baseline: import onnx + load + infer_shapes", [sys.executable, "-c", BASELINE,
                str(path)], args.repeat)
-        report("onnx-energy analyze encoder (json)", [*cli, "analyze", str(path), "--dim",
-               "batch=1", "--dim", "seq=128", "--format", "json"], args.repeat)
-        report("onnx-energy analyze encoder (table)", [*cli, "analyze", str(path), "--dim",
-               "batch=1", "--dim", "seq=128"], args.repeat)
+        clis = [cli] + ([shlex.split(args.against)] if args.against else [])
+        bind = ["--dim", "batch=1", "--dim", "seq=128"]
+        compare("onnx-energy analyze encoder (json)", clis,
+                ["analyze", str(path), *bind, "--format", "json"], args.repeat)
+        compare("onnx-energy analyze encoder (table)", clis, ["analyze", str(path), *bind],
+                args.repeat)
         for extra in args.models:
-            report(f"onnx-energy analyze {extra.name} (json)",
-                   [*cli, "analyze", str(extra), "--format", "json"], args.repeat)
+            compare(f"onnx-energy analyze {extra.name} (json)", clis,
+                    ["analyze", str(extra), "--format", "json"], args.repeat)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

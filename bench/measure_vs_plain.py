@@ -25,7 +25,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from onnx_energy.calibration.measure import measure  # noqa: E402
+from onnx_energy.measure.measurement import measure  # noqa: E402
 
 
 def resnet_style(width: int = 64, blocks: tuple[int, ...] = (2, 2, 2, 2), size: int = 224,

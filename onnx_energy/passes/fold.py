@@ -6,6 +6,7 @@ Only ops that compute shapes and indices have rules, and only small constant inp
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import numpy as np
@@ -15,13 +16,14 @@ from ..ops.base import NodeFacts
 from ..ops.fold import MAX_FOLD_ELEMENTS
 from ..ops.registry import FOLDS, load_rules
 
-__all__ = ["MAX_FOLD_ELEMENTS", "can_fold", "fold_node"]
+__all__ = ["MAX_FOLD_ELEMENTS", "foldable_ops", "fold_node"]
 
 
-def can_fold(node: Node) -> bool:
-    """Whether ``node`` has a fold rule (the ONNX domain only)."""
+@functools.cache
+def foldable_ops() -> frozenset[str]:
+    """The ONNX-domain op types with a fold rule (asked for every node: a set lookup)."""
     load_rules()
-    return node.domain == "" and FOLDS.get("", node.op_type) is not None
+    return frozenset(op for domain, op in FOLDS if domain == "")
 
 
 def fold_node(node: Node, values: Mapping[str, np.ndarray]) -> list[np.ndarray] | None:

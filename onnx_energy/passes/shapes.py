@@ -28,7 +28,7 @@ from ..graph import (
     valid_shape,
 )
 from . import contrib_shapes
-from .fold import MAX_FOLD_ELEMENTS, can_fold, fold_node
+from .fold import MAX_FOLD_ELEMENTS, fold_node, foldable_ops
 from .results import ControlFlowResult, ShapedGraph
 from .subgraphs import CONTROL_FLOW_OPS, implicit_inputs
 
@@ -200,7 +200,8 @@ def _all_static(names: tuple[str, ...], tensors: dict[str, TensorInfo]) -> bool:
 
 def _foldable(node: Node) -> bool:
     """Whether `_fold` can evaluate anything for this node."""
-    return node.domain == "" and (node.op_type in ("Shape", "Size") or can_fold(node))
+    return node.domain == "" and (node.op_type in ("Shape", "Size")
+                                  or node.op_type in foldable_ops())
 
 
 def _needed_values(nodes: list[Node], tensors: dict[str, TensorInfo]) -> set[str]:
