@@ -63,7 +63,52 @@ def test_schema_lists_the_required_keys() -> None:
     schema = record_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     assert tuple(schema["required"]) == REQUIRED_KEYS
-    assert set(schema["properties"]) == set(REQUIRED_KEYS)
+    assert set(REQUIRED_KEYS) <= set(schema["properties"])
+    assert schema["properties"]["schema"]["const"] == "onnx-energy/record/2"
+    assert all("description" in v for v in schema["properties"].values())
+
+
+V1_RECORD = {  # a window written by version 0.1.0 (schema record/1)
+    "schema": "onnx-energy/record/1", "run_id": "ab" * 16, "window": 0,
+    "timestamp": "2026-11-30T10:00:00.000000Z", "model": None,
+    "spec": {"op_type": "Relu", "domain": "", "attrs": {},
+             "inputs": [{"shape": [2, 64], "dtype": "float32"}]},
+    "provider": "cpu", "threads": 1, "dims": {}, "batch_size": None,
+    "inputs": [{"name": "x", "shape": [2, 64], "dtype": "float32"}], "seed": 0,
+    "sensor": "rapl", "sensor_detail": {"name": "rapl", "mode": "counter",
+                                        "domains": ["package-0"], "estimate": False},
+    "estimate": False, "iterations": 1000, "window_s": 0.5, "runtime_s": 0.0005,
+    "energy_j": 0.01, "energy_dynamic_j": 0.004, "power_w": 20.0, "idle_power_w": 12.0,
+    "hardware": {"cpu_model": "x", "cpu_cores_logical": 2, "gpu_name": None,
+                 "gpu_driver": None, "onnxruntime": "1.17.0"},
+}
+
+
+def test_version_1_records_still_load_as_version_2(tmp_path: Path) -> None:
+    out = tmp_path / "old.jsonl"
+    out.write_text(json.dumps(V1_RECORD) + "\n" + json.dumps(dict(V1_RECORD, spec=None)) + "\n")
+    got = read_records(out)
+    assert got.skipped == 0 and got.upgraded == 2
+    op, model = got.records
+    assert op["schema"] == "onnx-energy/record/2" and op["kind"] == "op"
+    assert model["kind"] == "model"
+    assert op["runner"] == {"name": "onnxruntime", "version": "1.17.0"}
+    assert op["energy_j"] == 0.01 and op["spec"]["op_type"] == "Relu"
+    jsonschema.Draft202012Validator(record_schema()).validate(op)
+
+
+def test_external_record_needs_only_the_core_fields(tmp_path: Path) -> None:
+    """A record measured elsewhere (no onnxruntime, no fingerprint) validates and loads."""
+    ext = {"schema": "onnx-energy/record/2", "kind": "op",
+           "runner": {"name": "pytorch", "version": "1.11.0"}, "sensor": "codecarbon",
+           "runtime_s": 0.02, "energy_j": 1.5,
+           "spec": {"op_type": "MaxPool", "domain": "", "attrs": {"kernel_shape": [2, 2]},
+                    "inputs": [{"shape": [8, 16, 32, 32], "dtype": "float32"}]}}
+    jsonschema.Draft202012Validator(record_schema()).validate(ext)
+    out = tmp_path / "ext.jsonl"
+    out.write_text(json.dumps(ext) + "\n" + json.dumps(dict(ext, kind="op", spec=None)) + "\n")
+    got = read_records(out)
+    assert got.records == [ext] and got.skipped == 1  # an op record without its spec is not
 
 
 def test_records_of_a_model_and_of_a_single_op_spec_validate(tmp_path: Path) -> None:
@@ -93,6 +138,8 @@ def test_records_of_a_model_and_of_a_single_op_spec_validate(tmp_path: Path) -> 
     assert first["runtime_s"] == first["window_s"] / first["iterations"]
     assert first["hardware"]["onnxruntime"] and "cpu_model" in first["hardware"]
     assert op["model"] is None and op["spec"] == spec
+    assert (first["kind"], op["kind"]) == ("model", "op")
+    assert first["runner"]["name"] == "onnxruntime"
     assert op["sensor"] == "none" and op["energy_j"] is None and op["power_w"] is None
     bad = dict(op, energy_j=-1.0)
     with pytest.raises(jsonschema.ValidationError):
@@ -108,7 +155,8 @@ def test_unwritable_record_file_is_a_user_error(tmp_path: Path) -> None:
 
 def test_torn_line_is_skipped_and_next_writer_starts_fresh(tmp_path: Path) -> None:
     out = tmp_path / "r.jsonl"
-    good = {k: None for k in REQUIRED_KEYS}
+    good = {"schema": "onnx-energy/record/2", "kind": "code", "runner": {"name": "python"},
+            "sensor": "none", "runtime_s": 1.0, "energy_j": None, "window": None}
     out.write_text(json.dumps(good) + "\n" + '{"schema": "onnx-ener')  # killed mid-write
     with RecordWriter(out) as w:
         w.append(dict(good, window=7))

@@ -104,6 +104,8 @@ def _record(
 ) -> dict[str, Any]:
     return {
         "schema": SCHEMA_ID,
+        "kind": "op" if spec is not None else "model",
+        "runner": {"name": "onnxruntime", "version": hardware.get("onnxruntime")},
         "run_id": run_id,
         "window": window.index,
         "timestamp": window.timestamp,

@@ -6,7 +6,9 @@ progress. A torn last line (a kill in the middle of a write) is skipped and coun
 `read_records`; the next writer starts on a fresh line.
 
 The schema is ``onnx_energy/data/record.schema.json`` (JSON Schema 2020-12), documented in
-``docs/measurement.md``.
+``docs/measurement.md``. Version 2 adds the record's ``kind`` (a whole model, a single-op
+spec, a node group timed in context, a block of code) and its ``runner`` (what executed it:
+records measured elsewhere say so); version-1 files are still read, upgraded in memory.
 """
 
 from __future__ import annotations
@@ -22,10 +24,16 @@ from typing import Any
 from ..errors import RecordFileError
 from ..render.json import dumps
 
-SCHEMA_ID = "onnx-energy/record/1"
+SCHEMA_ID = "onnx-energy/record/2"
+SCHEMA_V1 = "onnx-energy/record/1"
+KINDS = ("model", "op", "group", "code")
 
 #: Keys every record has (values may be null where the schema allows it).
-REQUIRED_KEYS = (
+REQUIRED_KEYS = ("schema", "kind", "runner", "sensor", "runtime_s", "energy_j")
+#: The field each kind must carry (an object).
+KIND_FIELD = {"op": "spec", "group": "group", "model": "model", "code": None}
+#: Keys every version-1 record had.
+V1_REQUIRED_KEYS = (
     "schema", "run_id", "window", "timestamp", "model", "spec", "provider", "threads", "dims",
     "batch_size", "inputs", "seed", "sensor", "sensor_detail", "estimate", "iterations",
     "window_s", "runtime_s", "energy_j", "energy_dynamic_j", "power_w", "idle_power_w",
@@ -91,14 +99,41 @@ class RecordWriter:
 
 @dataclass
 class RecordFile:
+    """The records of a file (version 1 upgraded to 2), and how many lines were skipped."""
+
     records: list[dict[str, Any]]
     skipped: int
+    upgraded: int = 0
+
+
+def upgrade(record: dict[str, Any]) -> dict[str, Any] | None:
+    """A record in the current version, or None when it is not a record of either version.
+
+    A version-1 record was always run by onnxruntime: it becomes kind ``op`` (a single-op
+    spec) or ``model``, with the runner named from its hardware fingerprint.
+    """
+    version = record.get("schema")
+    if version == SCHEMA_ID:
+        if any(k not in record for k in REQUIRED_KEYS) or record["kind"] not in KINDS:
+            return None
+        needed = KIND_FIELD[record["kind"]]
+        if needed is not None and not isinstance(record.get(needed), dict):
+            return None
+        if not isinstance(record["runner"], dict) or "name" not in record["runner"]:
+            return None
+        return record
+    if version == SCHEMA_V1 and all(k in record for k in V1_REQUIRED_KEYS):
+        hardware = record.get("hardware") or {}
+        return {**record, "schema": SCHEMA_ID,
+                "kind": "op" if isinstance(record.get("spec"), dict) else "model",
+                "runner": {"name": "onnxruntime", "version": hardware.get("onnxruntime")}}
+    return None
 
 
 def read_records(path: str | os.PathLike[str]) -> RecordFile:
     """All complete records of a file; torn or foreign lines are skipped and counted."""
     records: list[dict[str, Any]] = []
-    skipped = 0
+    skipped = upgraded = 0
     with open(path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
             line = line.strip()
@@ -109,8 +144,10 @@ def read_records(path: str | os.PathLike[str]) -> RecordFile:
             except json.JSONDecodeError:
                 skipped += 1
                 continue
-            if not isinstance(rec, dict) or any(k not in rec for k in REQUIRED_KEYS):
+            current = upgrade(rec) if isinstance(rec, dict) else None
+            if current is None:
                 skipped += 1
                 continue
-            records.append(rec)
-    return RecordFile(records, skipped)
+            upgraded += current is not rec
+            records.append(current)
+    return RecordFile(records, skipped, upgraded)
