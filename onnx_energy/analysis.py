@@ -6,9 +6,13 @@ import os
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from onnx import ModelProto
+
+if TYPE_CHECKING:
+    from .predict import Prediction
+    from .profile import Profile
 
 from .errors import BindingError
 from .gcpause import gc_paused
@@ -160,6 +164,8 @@ class Analysis:
     loss: str | None = None
     precision: str = "fp32"
     transistor_table: TransistorTable | None = None
+    #: Runtime, power and energy from a hardware profile (``analyze(..., profile=...)``).
+    prediction: Prediction | None = None
 
     def tos_column(self, lowered: Lowered | None, phase: str = "total") -> int | None:
         """TOs of ``lowered`` in the ``precision`` column, for ``phase`` (forward, backward,
@@ -187,7 +193,32 @@ class Analysis:
             "totals": self.totals.to_dict(),
             "unsupported": dict(self.unsupported),
             "unresolved": [u.to_dict() for u in self.unresolved],
-        }
+        } if self.prediction is None else self._with_prediction()
+
+    def _with_prediction(self) -> dict[str, Any]:
+        """The report with the prediction merged in: per node and in totals the fields of
+        `predict.NodePrediction`, and the top-level ``profile`` and ``prediction`` blocks."""
+        pred = self.prediction
+        assert pred is not None
+        self.prediction = None
+        try:
+            d = self.to_dict()
+        finally:
+            self.prediction = pred
+        for node, p in zip(d["nodes"], pred.nodes, strict=True):
+            node.update(p.to_dict())
+        totals = pred.totals.to_dict()
+        d["totals"].update({k: totals[k] for k in ("runtime_s", "power_w", "energy_j",
+                                                     "runtime_s_interval",
+                                                     "energy_j_interval")})
+        d["profile"] = pred.profile
+        d["prediction"] = {"kernels": totals["kernels"],
+                           "fallback_kernels": totals["fallback_kernels"],
+                           "extrapolated_kernels": totals["extrapolated_kernels"],
+                           "session_overhead_s": totals["session_overhead_s"],
+                           "confidence": pred.profile.get("confidence"),
+                           "warnings": list(pred.warnings)}
+        return d
 
 
 @gc_paused()  # the passes make many acyclic objects: collections only cost time
@@ -203,6 +234,7 @@ def analyze(
     transistor_table: str | os.PathLike[str] | TransistorTable | None = None,
     branch: str | None = None,
     loop_trips: int | None = None,
+    profile: str | os.PathLike[str] | Profile | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Analysis:
     """Analyse an ONNX model (a path or a ModelProto) without reading its weights.
@@ -214,6 +246,8 @@ def analyze(
     ``transistor_table`` is a JSON file merged over the default table (docs/basic_ops.md).
     ``branch`` (``then``/``else``) picks the If branch counted (default: the costlier);
     ``loop_trips`` is the trip count of Loops (and Scans) whose count is not a constant.
+    ``profile`` (a path, or a loaded `Profile`) adds predicted runtime, power and energy
+    per node and in totals (`predict.predict`).
     ``progress`` is called with a short message as each pass starts.
     """
     say = progress or (lambda _msg: None)
@@ -238,9 +272,17 @@ def analyze(
               for n in loaded.input_names]
     unbound = loaded.symbolic_input_dims()
     say("summing")
-    return summarize(label, convention, inputs, graph.costs, graph.lowered, loaded.weights,
-                     bindings, unbound, table=table, training=graph.training is not None,
-                     loss=loss, precision=precision)
+    result = summarize(label, convention, inputs, graph.costs, graph.lowered, loaded.weights,
+                       bindings, unbound, table=table, training=graph.training is not None,
+                       loss=loss, precision=precision)
+    if profile is not None:
+        from .predict import predict
+        from .profile import Profile, load_profile
+
+        say("predicting")
+        the_profile = profile if isinstance(profile, Profile) else load_profile(profile)
+        result.prediction = predict(graph, the_profile)
+    return result
 
 
 def control_options(branch: str | None, loop_trips: int | None) -> ControlFlowOptions:

@@ -84,6 +84,17 @@ class MeasurementInterrupted(OnnxEnergyError):
         self.out = out
 
 
+# ----------------------------------------------------------------- calibration and prediction
+
+
+class ProfileError(OnnxEnergyError):
+    """A profile file is missing, not JSON, not a profile, or malformed."""
+
+
+class FitError(OnnxEnergyError):
+    """Records cannot be fitted (none usable, or mixed configurations)."""
+
+
 # ------------------------------------------------------------------------ answers to questions
 
 

@@ -40,25 +40,38 @@ from .options import ProgressLine, dim_options, format_option, model_argument
 @click.option("--loop-trips", type=click.IntRange(min=0, max=MAX_TRIPS), default=None,
               metavar="N", help="Trip count of Loops (and Scans) whose count is not a constant; "
                                 "without it they are reported unresolved.")
+@click.option("--profile", "profile_ref", default=None, metavar="PROFILE",
+              help="Hardware profile (a .json path, or a name in the user profile directory; "
+                   "see 'onnx-energy profiles list'): adds predicted runtime, power and energy "
+                   "per node and in totals, with intervals.")
 def analyze_command(model: str, dims: dict[str, int], batch_size: int | None, convention: str,
                     fmt: str, top: int | None, strict: bool, precision: str, phase: str,
                     loss: str, transistor_table: str | None, branch: str | None,
-                    loop_trips: int | None) -> None:
+                    loop_trips: int | None, profile_ref: str | None) -> None:
     """Count MACs, FLOPs, parameters, bytes, basic and transistor operations of every node of
     MODEL (weights are never read)."""
     # Large graphs take seconds: say what is running, on a terminal only (pipes stay clean).
+    profile = None
+    if profile_ref is not None:
+        from ..profile import load_profile
+        from ..profile_store import resolve_profile
+
+        profile = load_profile(resolve_profile(profile_ref))
     line = ProgressLine("analyzing", tty_only=True, after_s=0.5)
     try:
         result = analyze(model, dims=dims, batch_size=batch_size, convention=convention,
                          phase=phase, loss=loss, precision=precision,
                          transistor_table=transistor_table, branch=branch,
-                         loop_trips=loop_trips, progress=line)
+                         loop_trips=loop_trips, profile=profile, progress=line)
     finally:
         line.clear()
     click.echo(RENDERERS[fmt](result, top=top), nl=False)
     if fmt != "table":
         for gap in gaps_summary(result):
             click.echo(gap, err=True)
+        if result.prediction is not None:
+            for warning in result.prediction.warnings:
+                click.echo(f"onnx-energy: warning: {warning}", err=True)
     if strict and (result.unsupported or result.unresolved):
         raise StrictModeError(
             f"--strict: {sum(result.unsupported.values())} node(s) without a cost rule, "

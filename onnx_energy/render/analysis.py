@@ -11,6 +11,7 @@ from ..gcpause import gc_paused
 from ..ops.registry import BOP_NAMES
 from ..passes.results import Status
 from .json import dumps
+from .prediction import prediction_lines
 from .units import si
 
 
@@ -37,7 +38,24 @@ def csv_columns(analysis: Analysis) -> tuple[str, ...]:
         for phase in ("backward", "loss", "total"):
             cols += (*(f"{phase}_{b}" for b in BOP_NAMES),
                      *(f"tos_{c}_{phase}" for c in _tos_columns(analysis)))
+    if analysis.prediction is not None:
+        cols += PREDICTION_COLUMNS
     return cols
+
+
+#: Columns a calibrated prediction adds to the CSV (SI units, per inference).
+PREDICTION_COLUMNS = ("runtime_s", "runtime_s_lo", "runtime_s_hi", "power_w", "energy_j",
+                      "energy_j_lo", "energy_j_hi", "group", "predictor")
+
+
+def _prediction_cells(analysis: Analysis, i: int) -> list[object]:
+    if analysis.prediction is None:
+        return []
+    p = analysis.prediction.nodes[i]
+    rt: Sequence[float | None] = p.runtime_s_interval or (None, None)
+    en: Sequence[float | None] = p.energy_j_interval or (None, None)
+    return [_cell(v) for v in (p.runtime_s, rt[0], rt[1], p.power_w, p.energy_j, en[0], en[1],
+                               p.group, p.predictor)]
 
 
 def _lowered_cells(analysis: Analysis, n: NodeResult) -> list[object]:
@@ -64,13 +82,13 @@ def render_csv(analysis: Analysis) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(csv_columns(analysis))
-    for n in analysis.nodes:
+    for i, n in enumerate(analysis.nodes):
         bops = n.bops.to_dict() if n.bops is not None else {}
         writer.writerow([
             n.name, n.op_type, n.domain, n.status, _shape_text(n),
             _cell(n.macs), _cell(n.flops), n.params, _cell(n.bytes_read),
             _cell(n.bytes_written), *(_cell(bops.get(b)) for b in BOP_NAMES),
-            *_lowered_cells(analysis, n),
+            *_lowered_cells(analysis, n), *_prediction_cells(analysis, i),
         ])
     return buf.getvalue()
 
@@ -128,6 +146,9 @@ def render_table(analysis: Analysis, top: int | None = None) -> str:
     lines.append("")
     lines.append(f"memory traffic: {si(t.bytes_read, 'B')} read, {si(t.bytes_written, 'B')} "
                  "written (tensor sizes, per inference)")
+    if analysis.prediction is not None:
+        lines.append("")
+        lines.extend(prediction_lines(analysis))
     lines.extend(gaps_summary(analysis))
     return "\n".join(lines) + "\n"
 

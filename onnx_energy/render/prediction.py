@@ -1,0 +1,117 @@
+"""Renderers of a calibrated prediction: the lines the analysis table adds, and profiles."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .json import dumps
+from .units import si
+
+if TYPE_CHECKING:
+    from ..analysis import Analysis
+    from ..profile import KeyModels, Profile
+
+
+def _interval(lo: float | None, hi: float | None, unit: str) -> str:
+    if lo is None or hi is None:
+        return ""
+    return f" [{si(lo, unit, sig=3)} … {si(hi, unit, sig=3)}]"
+
+
+def prediction_lines(analysis: Analysis) -> list[str]:
+    """The profile, the predicted totals with their intervals, and each op type's share of
+    the predicted time and energy."""
+    pred = analysis.prediction
+    if pred is None:
+        return []
+    p, t = pred.profile, pred.totals
+    conf = f"{(p.get('confidence') or 0.9) * 100:.0f}%"
+    match = "" if p.get("fingerprint_match") else "  (measured on another machine)"
+    lines = [f"predicted with profile {p['name']} ({p['kind']}, {p.get('provider') or '?'}, "
+             f"{p.get('threads') or '?'} thread(s), sensor {p.get('sensor')}){match}"]
+    lo, hi = t.runtime_s_interval
+    lines.append(f"  runtime  {si(t.runtime_s, 's', sig=4)}{_interval(lo, hi, 's')} per "
+                 f"inference ({conf} interval; {t.kernels} kernels, session overhead "
+                 f"{si(t.session_overhead_s, 's', sig=3)})")
+    if t.energy_j is None:
+        lines.append("  energy   not predicted: the profile has no energy model (it was "
+                     "calibrated without an energy sensor)")
+    else:
+        e_lo, e_hi = t.energy_j_interval or (None, None)
+        lines.append(f"  energy   {si(t.energy_j, 'J', sig=4)}{_interval(e_lo, e_hi, 'J')} per "
+                     f"inference, average power {si(t.power_w, 'W', sig=3)}")
+    shares: dict[str, list[float]] = {}
+    for n, np_ in zip(analysis.nodes, pred.nodes, strict=True):
+        if np_.runtime_s:
+            s = shares.setdefault(n.op_type, [0.0, 0.0])
+            s[0] += np_.runtime_s
+            s[1] += np_.energy_j or 0.0
+    total_t = sum(v[0] for v in shares.values()) or 1.0
+    total_e = sum(v[1] for v in shares.values()) or 1.0
+    rows = [("op (kernel)", "time", "share", "energy", "share")]
+    for op, (time_s, energy) in sorted(shares.items(), key=lambda kv: -kv[1][0])[:12]:
+        rows.append((op, si(time_s, "s", sig=3), f"{time_s / total_t * 100:.1f}%",
+                     si(energy, "J", sig=3) if t.energy_j is not None else "-",
+                     f"{energy / total_e * 100:.1f}%" if t.energy_j is not None else "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        lines.append("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                                      for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+    for w in pred.warnings:
+        lines.append(f"  note: {w}")
+    return lines
+
+
+def _map_cells(km: KeyModels) -> tuple[str, ...]:
+    rt = km.runtime
+    d = rt.diagnostics if rt is not None else {}
+    r2 = d.get("r2")
+    energy = "-" if km.energy_form is None else km.energy_form
+    e_cv = km.energy.diagnostics.get("cv_rmspe") if km.energy is not None else None
+    return (km.key, km.level, km.family, str(km.n_rows), rt.candidate if rt else "-",
+            "-" if r2 is None else f"{r2:.3f}", _pct(d.get("rmspe")), _pct(d.get("cv_rmspe")),
+            energy, _pct(e_cv))
+
+
+def _pct(v: Any) -> str:
+    return "-" if v is None else f"{v * 100:.1f}%"
+
+
+def render_profile(profile: Profile, top: int | None = None) -> str:
+    """What a profile holds and how good each fitted map is."""
+    lines = [f"profile   {profile.name}", f"kind      {profile.kind}",
+             f"for       provider {profile.provider or '?'}, {profile.threads or '?'} "
+             f"thread(s), sensor {profile.sensor}, runner {profile.runner or '?'}"]
+    hw = profile.hardware
+    if hw:
+        lines.append(f"machine   {hw.get('cpu_model') or '?'} ({hw.get('cpu_cores_usable') or '?'}"
+                     f" cores), {hw.get('machine') or '?'}"
+                     + (f", GPU {hw['gpu_name']}" if hw.get("gpu_name") else ""))
+    lines.append(f"created   {profile.created or '?'}; confidence {profile.confidence:.0%}; "
+                 f"session overhead {si(profile.session_overhead_s, 's', sig=3)}")
+    fusion = profile.fusion
+    observed = sum(1 for p in fusion.patterns if p.source == "observed")
+    lines.append(f"fusion    {len(fusion.patterns)} pattern(s) ({observed} observed)"
+                 if fusion.patterns else "fusion    none (each node is a kernel)")
+    diag = profile.diagnostics
+    if diag:
+        lines.append(f"records   {diag.get('usable_rows', '?')} usable configurations of "
+                     f"{diag.get('rows', '?')}; excluded: {diag.get('excluded_rows') or {}}")
+    rows: list[Sequence[str]] = [("key", "level", "family", "rows", "runtime map", "R²",
+                                  "RMSPE", "CV-RMSPE", "energy", "CV-RMSPE")]
+    for km in list(profile.models.values())[:top]:
+        rows.append(_map_cells(km))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines.append("")
+    for r in rows:
+        lines.append("  ".join(c.ljust(w) if i < 5 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+#: ``--format`` name -> renderer of ``profiles show``.
+PROFILE_RENDERERS: dict[str, Callable[..., str]] = {
+    "table": lambda profile: render_profile(profile),
+    "json": lambda profile: dumps(profile.to_dict(), pretty=True) + "\n",
+}
