@@ -269,33 +269,34 @@ def final_map(c: Candidate, x: np.ndarray, y: np.ndarray, target: str, seed: int
         low=t.min(axis=0).tolist(), high=t.max(axis=0).tolist(), candidate=c.name,
         diagnostics={"n": int(len(y)), "r2": 1 - ss_res / ss_tot if ss_tot > 0 else None,
                      "rmspe": _rmspe(pred, y), "terms": len(fitted.powers)})
-    return fmap, sklearn_pipeline(fmap)
+    return fmap, sklearn_pipeline(c, fitted, x, y)
 
 
-def sklearn_pipeline(fmap: FittedMap) -> Any:
-    """The scikit-learn pipeline equal to a profile map (transform, scale, polynomial terms,
-    linear model); its ``predict`` gives the transformed target (log y for log maps)."""
+def sklearn_pipeline(c: Candidate, fitted: _Fitted, x: np.ndarray, y: np.ndarray) -> Any:
+    """The chosen form fitted by scikit-learn alone (log transform, StandardScaler,
+    PolynomialFeatures, the selected terms, LinearRegression with the same weights); its
+    ``predict`` gives the transformed target (log y for log maps). A profile map must
+    predict what this pipeline predicts."""
     from sklearn.linear_model import LinearRegression
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+    from sklearn.preprocessing import FunctionTransformer, PolynomialFeatures, StandardScaler
 
-    logs = list(fmap.log_features)
-    powers = np.asarray(fmap.powers)
-    scaler = StandardScaler()
-    scaler.mean_ = np.asarray(fmap.mean)
-    scaler.scale_ = np.asarray(fmap.scale)
-    scaler.var_ = scaler.scale_ ** 2
-    scaler.n_features_in_ = len(logs)
-    reg = LinearRegression(fit_intercept=False)
-    reg.coef_ = np.asarray(fmap.coef)
-    reg.intercept_ = 0.0
-    reg.n_features_in_ = len(powers)
-    return Pipeline([
-        ("log", FunctionTransformer(_transform, kw_args={"logs": logs})),
-        ("scale", scaler),
-        ("terms", FunctionTransformer(_design, kw_args={"powers": powers})),
-        ("linear", reg),
+    full = _powers(len(c.features), c.degree, c.interaction_only)
+    rows = {tuple(r) for r in fitted.powers.tolist()}
+    columns = [j for j, r in enumerate(full.tolist()) if tuple(r) in rows]
+    pipe = Pipeline([
+        ("log", FunctionTransformer(_transform, kw_args={"logs": list(c.log)})),
+        ("scale", StandardScaler()),
+        ("poly", PolynomialFeatures(degree=c.degree, interaction_only=c.interaction_only,
+                                    include_bias=True)),
+        ("terms", FunctionTransformer(lambda phi, cols=columns: phi[:, cols])),
+        ("linear", LinearRegression(fit_intercept=False)),
     ])
+    if c.transform == "log":
+        pipe.fit(x, np.log(y))
+    else:
+        pipe.fit(x, y, linear__sample_weight=1.0 / y ** 2)
+    return pipe
 
 
 # --------------------------------------------------------------------- per key and target
