@@ -165,6 +165,9 @@ class LoadedModel:
     path: Path | None
     weights: dict[str, TensorInfo]
     input_names: list[str]
+    #: Small initializers whose values were read from the external data file: shape folding
+    #: may use them, cost rules never do (a cost must not depend on the file being present).
+    external_values: frozenset[str] = frozenset()
 
     @property
     def opsets(self) -> dict[str, int]:
@@ -203,8 +206,10 @@ def load_model(source: str | os.PathLike[str] | ModelProto) -> LoadedModel:
         if tensor.data_location == TensorProto.EXTERNAL:
             _check_external_location(tensor, base_dir, where)
     input_names = _real_input_names(proto.graph)
-    weights = detach_weights(proto.graph, base_dir)
-    return LoadedModel(proto=proto, path=path, weights=weights, input_names=input_names)
+    external: set[str] = set()
+    weights = detach_weights(proto.graph, base_dir, read_external=external)
+    return LoadedModel(proto=proto, path=path, weights=weights, input_names=input_names,
+                       external_values=frozenset(external))
 
 
 def _read_proto(path: Path) -> ModelProto:
@@ -368,9 +373,11 @@ def tensor_header(t: TensorProto) -> TensorInfo:
     return TensorInfo(t.name, tuple(int(d) for d in t.dims), dtype_name(t.data_type))
 
 
-def detach_weights(graph: GraphProto, base_dir: Path | None) -> dict[str, TensorInfo]:
+def detach_weights(graph: GraphProto, base_dir: Path | None,
+                   read_external: set[str] | None = None) -> dict[str, TensorInfo]:
     """Headers of every initializer; large ones (and sparse ones) leave the initializer list
-    and become typed graph inputs. Small external tensors are read only with a ``base_dir``."""
+    and become typed graph inputs. Small external tensors are read only with a ``base_dir``;
+    the names of those read are added to ``read_external``."""
     weights: dict[str, TensorInfo] = {}
     keep: list[TensorProto] = []
     detached: list[TensorInfo] = []
@@ -386,6 +393,8 @@ def detach_weights(graph: GraphProto, base_dir: Path | None) -> dict[str, Tensor
                 small = _read_small_external(t, base_dir)
                 if small is not None:
                     keep.append(small)
+                    if read_external is not None:
+                        read_external.add(t.name)
                     continue
             detached.append(info)
         elif n <= SMALL_TENSOR_ELEMENTS:

@@ -47,16 +47,23 @@ def buffer_names(nodes: Iterable[Node]) -> set[str]:
 
 
 def cost_nodes(
-    shaped: ShapedGraph, weights: Mapping[str, TensorInfo], opsets: Mapping[str, int]
+    shaped: ShapedGraph, weights: Mapping[str, TensorInfo], opsets: Mapping[str, int],
+    hidden: frozenset[str] = frozenset(),
 ) -> list[NodeCost]:
     """Cost every node of a shaped graph, in topological order.
+
+    ``hidden`` names values the rules must not see (those read from external data: a cost
+    never depends on whether the weight file is present).
 
     If/Loop/Scan nodes come out unresolved here; the pipeline replaces their cost by their
     analysed subgraphs' (control_flow.apply_control_flow).
     """
     buffers = buffer_names(shaped.nodes)
     params = {k: v for k, v in weights.items() if k not in buffers}
-    return [_cost_node(node, shaped.tensors, shaped.values, params,
+    values = shaped.values
+    if hidden:
+        values = {k: v for k, v in values.items() if k not in hidden}
+    return [_cost_node(node, shaped.tensors, values, params,
                        opsets.get(node.domain, opsets.get("", 0)))
             for node in shaped.nodes]
 
