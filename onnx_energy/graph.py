@@ -52,6 +52,12 @@ MAX_ELEMENTS = 2**60
 Dim = int | str | None
 Shape = tuple[Dim, ...]
 
+#: dtypes of values that are not tensors (ai.onnx.ml's maps, ZipMap's output): they have no
+#: shape and their bytes are not counted, like strings'.
+MAP = "map"
+SEQUENCE_OF_MAPS = "seq(map)"
+NON_TENSOR = frozenset({MAP, SEQUENCE_OF_MAPS})
+
 
 @dataclass(frozen=True, slots=True)
 class TensorInfo:
@@ -578,6 +584,11 @@ def _type_facts(serialized_type: bytes) -> tuple[Shape | None, str]:
     """(shape, dtype) of a serialized TypeProto."""
     tp = onnx.TypeProto()
     tp.ParseFromString(serialized_type)
+    kind = tp.WhichOneof("value")
+    if kind == "map_type":
+        return None, MAP
+    if kind == "sequence_type" and tp.sequence_type.elem_type.WhichOneof("value") == "map_type":
+        return None, SEQUENCE_OF_MAPS
     tt = tp.tensor_type
     if not tp.HasField("tensor_type") or not tt.HasField("shape"):
         return None, dtype_name(tt.elem_type)

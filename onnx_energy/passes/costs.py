@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from ..graph import Node, TensorInfo
+from ..graph import NON_TENSOR, Node, TensorInfo
 from ..ops.base import Cost, NodeFacts, ShapeUnknownError
 from ..ops.registry import lookup
 from .results import NodeCost, ShapedGraph, Status, counts_as_param
@@ -88,11 +88,14 @@ def _cost_node(
         weights[x].numel for x in set(node.inputs)
         if x in weights and counts_as_param(weights[x]) and weights[x].is_static
     )
-    # Shape/Size read their input's shape, never its data (nor need its dims to be known).
-    read = () if node.domain == "" and node.op_type in METADATA_ONLY else inputs
-    static = all(t.is_static for t in read) and all(t.is_static for t in outputs)
+    # Shape/Size read their input's shape, never its data (nor need its dims to be known);
+    # maps have no shape and count no bytes.
+    read = () if node.domain == "" and node.op_type in METADATA_ONLY else [
+        t for t in inputs if t.dtype not in NON_TENSOR]
+    written = [t for t in outputs if t.dtype not in NON_TENSOR]
+    static = all(t.is_static for t in read) and all(t.is_static for t in written)
     bytes_read = sum(t.nbytes for t in read) if static else None
-    bytes_written = sum(t.nbytes for t in outputs) if static else None
+    bytes_written = sum(t.nbytes for t in written) if static else None
     rule = lookup(node.domain, node.op_type)
     if rule is None:
         return NodeCost(node, inputs, outputs, None, Status.UNSUPPORTED, "", params,
