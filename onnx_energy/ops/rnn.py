@@ -78,9 +78,23 @@ def recurrent_cost(
     return cost + bops_cost(bops)
 
 
+def check_ranks(f: NodeFacts, **ranks: int) -> None:
+    """Refuse inputs whose rank is not the one the rule reads (``X=3``: input 0 by name order
+    of the call), so a wrong shape never gives a plausible count."""
+    for i, (label, rank) in enumerate(ranks.items()):
+        got = len(f.shape(i))
+        if got != rank:
+            raise ValueError(f"{label} has rank {got}, not {rank}")
+
+
 @register("RNN", "GRU", "LSTM")
 def recurrent(f: NodeFacts) -> Cost:
-    x, w = f.shape(0), f.shape(1)  # X (S, B, I) or (B, S, I) with layout=1; W (D, G·H, I)
+    """X (S, B, I) or (B, S, I) with layout=1; W (D, G·H, I): the input size is W's, and X's
+    last dim must agree with it."""
+    check_ranks(f, X=3, W=3)
+    x, w = f.shape(0), f.shape(1)
+    if x[2] != w[2]:
+        raise ValueError(f"X's input size {x[2]} is not W's {w[2]}")
     op = f.node.op_type
     seq, batch = (x[1], x[0]) if int(f.attr("layout", 0)) else (x[0], x[1])
     hidden = int(f.attr("hidden_size", 0)) or w[1] // GATES[op]
