@@ -187,3 +187,20 @@ def test_api_input_shapes():
     assert onnx_energy.analyze(m, input_shapes={"x": [3, 4]}).totals.flops == 12
     with pytest.raises(BindingError, match="rank 2"):
         onnx_energy.analyze(m, input_shapes={"x": [3]})
+
+
+def test_shape_split_fusion_of_onnxruntime_still_folds():
+    # onnxruntime fuses Shape -> Gather x2 into Shape -> Split -> Squeeze: the Reshape target
+    # [d0 * d1, 4] still folds, so the MatMul after it is counted: 6 rows × 4 × 3 = 72 MACs.
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Split", ["s", "parts"], ["a", "b", "c"], axis=0),
+             helper.make_node("Mul", ["a", "b"], ["ab"]),
+             helper.make_node("Concat", ["ab", "c"], ["target"], axis=0),
+             helper.make_node("Reshape", ["x", "target"], ["flat"]),
+             helper.make_node("MatMul", ["flat", "w"], ["y"])]
+    m = make_model(nodes, [("x", [2, 3, 4], F)], initializers={
+        "parts": np.array([1, 1, 1], np.int64), "w": weights(4, 3)}, opset=13)
+    m.graph.value_info.append(helper.make_tensor_value_info("flat", F, None))
+    a = onnx_energy.analyze(m)
+    assert a.totals.complete, a.unresolved
+    assert a.totals.macs == 72
