@@ -10,14 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from onnx import ModelProto
 
-if TYPE_CHECKING:
-    from .predict import Prediction
-    from .profile import Profile
-
+from .dimexpr import free_names
 from .errors import BindingError
 from .gcpause import gc_paused
 from .graph import TensorInfo, bind_dims, load_model
 from .ops.base import ZERO_BOPS, BasicOps, Cost
+from .passes.consistency import check_bindings
 from .passes.control_flow import BRANCHES, MAX_TRIPS
 from .passes.control_flow import prepare as prepare_control_flow
 from .passes.costs import buffer_names
@@ -32,6 +30,10 @@ from .passes.results import (
 )
 from .passes.training import LOSSES, PHASES
 from .passes.transistors import ALWAYS_COLUMNS, PRECISIONS, Lowered, TransistorTable, load_table
+
+if TYPE_CHECKING:
+    from .predict import Prediction
+    from .profile import Profile
 
 CONVENTIONS = ("dot", "seed")
 
@@ -160,6 +162,9 @@ class Analysis:
     unresolved: list[Unresolved]
     bindings: dict[str, int] = field(default_factory=dict)
     unbound_dims: list[str] = field(default_factory=list)
+    #: Inputs with a dim that has no name: their shape is set with --input (not in the JSON;
+    #: their dims show as null in ``inputs``).
+    anonymous_inputs: list[str] = field(default_factory=list)
     phase: str = "inference"
     loss: str | None = None
     precision: str = "fp32"
@@ -234,6 +239,7 @@ def analyze(
     transistor_table: str | os.PathLike[str] | TransistorTable | None = None,
     branch: str | None = None,
     loop_trips: int | None = None,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
     profile: str | os.PathLike[str] | Profile | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Analysis:
@@ -246,6 +252,9 @@ def analyze(
     ``transistor_table`` is a JSON file merged over the default table (docs/basic_ops.md).
     ``branch`` (``then``/``else``) picks the If branch counted (default: the costlier);
     ``loop_trips`` is the trip count of Loops (and Scans) whose count is not a constant.
+    ``input_shapes`` sets whole graph-input shapes by input name (``{"x": [1, 3, 48, 192]}``)
+    for inputs whose dims have no names or are fixed; a hard-coded shape in the graph that
+    contradicts it (or a re-batching ``batch_size``) is an error naming the node.
     ``profile`` (a path, or a loaded `Profile`) adds predicted runtime, power and energy
     per node and in totals (`predict.predict`).
     ``progress`` is called with a short message as each pass starts.
@@ -262,7 +271,7 @@ def analyze(
     say("loading")
     loaded = load_model(model)
     prepare_control_flow(loaded)  # nesting limit, model-local functions inlined
-    bindings = bind_dims(loaded, dims, batch_size)
+    bindings = bind_dims(loaded, dims, batch_size, input_shapes)
     say(f"analysing {len(loaded.proto.graph.node):,} nodes (shapes, costs, lowering)")
     extra = () if precision in ALWAYS_COLUMNS else (precision,)
     graph = run_pipeline(loaded, PipelineOptions(control=control, table=table,
@@ -270,11 +279,13 @@ def analyze(
     label = str(loaded.path) if loaded.path is not None else (loaded.proto.graph.name or "model")
     inputs = [graph.shaped.tensors.get(n) or TensorInfo(n, None, "")
               for n in loaded.input_names]
+    check_bindings(loaded, graph.shaped)
     unbound = loaded.symbolic_input_dims()
     say("summing")
     result = summarize(label, convention, inputs, graph.costs, graph.lowered, loaded.weights,
                        bindings, unbound, table=table, training=graph.training is not None,
-                       loss=loss, precision=precision)
+                       loss=loss, precision=precision, known_dims=loaded.dim_names(),
+                       anonymous=loaded.anonymous_inputs())
     if profile is not None:
         from .predict import predict
         from .profile import Profile, load_profile
@@ -316,9 +327,13 @@ def summarize(
     training: bool = False,
     loss: str = "ce",
     precision: str = "fp32",
+    known_dims: frozenset[str] = frozenset(),
+    anonymous: Sequence[str] = (),
 ) -> Analysis:
     """Turn per-node costs and their lowering (aligned lists, from the pipeline) into the
-    report structure: per-op-type sums, totals, gaps. ``training`` marks a training report.
+    report structure: per-op-type sums, totals, gaps. ``training`` marks a training report;
+    ``known_dims`` are the model's own dim names (an unresolved dim named by an expression of
+    them is reported as those names); ``anonymous`` the inputs with dims that have no name.
     """
     table = table or load_table()
     extra = () if precision in ALWAYS_COLUMNS else (precision,)
@@ -353,9 +368,10 @@ def summarize(
             totals.complete = False
         elif c.status == Status.UNRESOLVED:
             totals.complete = False
-            dims = sorted({d for t in (*c.inputs, *c.outputs) for d in (t.shape or ())
-                           if isinstance(d, str)}
-                          | (c.control.dims() if c.control is not None else set()))
+            texts = ({d for t in (*c.inputs, *c.outputs) for d in (t.shape or ())
+                      if isinstance(d, str)}
+                     | (c.control.dims() if c.control is not None else set()))
+            dims = sorted({n for d in texts for n in free_names(d, known_dims)})
             unresolved.append(Unresolved(c.node.name, key, c.reason, dims))
         if cost is not None and macs is not None and low is not None:
             summary.macs += macs
@@ -381,6 +397,7 @@ def summarize(
         model=label, convention=convention, inputs=inputs, nodes=nodes, by_op_type=by_op,
         totals=totals, unsupported=dict(unsupported), unresolved=unresolved,
         bindings=dict(bindings), unbound_dims=[d for d in unbound if d not in bindings],
+        anonymous_inputs=list(anonymous),
         phase="training" if is_training else "inference", loss=loss if is_training else None,
         precision=precision, transistor_table=table,
     )

@@ -10,12 +10,19 @@ from ..passes.control_flow import BRANCHES, MAX_TRIPS
 from ..passes.training import LOSSES, PHASES
 from ..passes.transistors import PRECISIONS
 from ..render.analysis import RENDERERS, gaps_summary
-from .options import ProgressLine, dim_options, format_option, model_argument
+from .options import (
+    ProgressLine,
+    dim_options,
+    format_option,
+    input_shape_option,
+    model_argument,
+)
 
 
 @click.command("analyze")
 @model_argument
 @dim_options
+@input_shape_option
 @click.option("--convention", type=click.Choice(CONVENTIONS), default="dot", show_default=True,
               help="MAC convention: dot = dot-product MACs only (torchvision); seed = Getzner "
                    "et al. Table 3 (bias adds, FLOPs/2 for other ops).")
@@ -44,7 +51,8 @@ from .options import ProgressLine, dim_options, format_option, model_argument
               help="Hardware profile (a .json path, or a name in the user profile directory; "
                    "see 'onnx-energy profiles list'): adds predicted runtime, power and energy "
                    "per node and in totals, with intervals.")
-def analyze_command(model: str, dims: dict[str, int], batch_size: int | None, convention: str,
+def analyze_command(model: str, dims: dict[str, int], batch_size: int | None,
+                    input_shapes: dict[str, list[int]], convention: str,
                     fmt: str, top: int | None, strict: bool, precision: str, phase: str,
                     loss: str, transistor_table: str | None, branch: str | None,
                     loop_trips: int | None, profile_ref: str | None) -> None:
@@ -62,7 +70,8 @@ def analyze_command(model: str, dims: dict[str, int], batch_size: int | None, co
         result = analyze(model, dims=dims, batch_size=batch_size, convention=convention,
                          phase=phase, loss=loss, precision=precision,
                          transistor_table=transistor_table, branch=branch,
-                         loop_trips=loop_trips, profile=profile, progress=line)
+                         loop_trips=loop_trips, input_shapes=input_shapes, profile=profile,
+                         progress=line)
     finally:
         line.clear()
     click.echo(RENDERERS[fmt](result, top=top), nl=False)

@@ -27,6 +27,35 @@ def _parse_dims(
     return dims
 
 
+def _parse_input_shapes(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, list[int]]:
+    shapes: dict[str, list[int]] = {}
+    for item in values:
+        name, sep, text = item.rpartition("=")
+        if not sep or not name.strip() or not text:
+            raise click.BadParameter(f"{item!r} is not NAME=DIMxDIMx... (e.g. x=1x3x224x224)")
+        try:
+            dims = [int(d) for d in text.lower().split("x")]
+        except ValueError:
+            raise click.BadParameter(
+                f"{item!r}: {text!r} is not dims joined by x (e.g. 1x3x224x224)") from None
+        if any(d < 0 for d in dims):
+            raise click.BadParameter(f"{item!r}: a dim is negative")
+        shapes[name.strip()] = dims
+    return shapes
+
+
+def input_shape_option(fn: F) -> F:
+    """``--input NAME=1x3x224x224`` (repeatable): a graph input's whole shape."""
+    return click.option(
+        "--input", "input_shapes", multiple=True, callback=_parse_input_shapes,
+        metavar="NAME=DIMS",
+        help="Set a graph input's shape (repeatable), e.g. --input x=1x3x48x192: for inputs "
+             "whose dims have no names, are ?/-1, or are fixed (named dims bind their name).",
+    )(fn)
+
+
 def model_argument(fn: F) -> F:
     return click.argument("model", type=click.Path(dir_okay=False, path_type=str))(fn)
 

@@ -107,6 +107,14 @@ class Runner:
         if self.path is not None:
             self.sha256 = sha256_file(self.path)
         self.bindings = bind_dims(loaded, dims, batch_size)
+        if loaded.overrides:  # analysis may re-batch a fixed export; onnxruntime cannot
+            name = next(iter(loaded.overrides))
+            declared = loaded.overrides[name][0]
+            lead = declared[0] if declared else "?"
+            raise MeasurementError(
+                f"input {name!r} has a fixed batch of {lead}; "
+                f"onnxruntime runs the file's shape, so --batch-size {batch_size} cannot be "
+                "measured")
         self.batch_size = batch_size
         self.graph_proto = loaded.proto  # weight-free copy, for mapping profiles to nodes
         self.weight_names = frozenset(loaded.weights)  # initializers, detached or not

@@ -49,7 +49,7 @@ def run_pipeline(model: LoadedModel, options: PipelineOptions | None = None) -> 
 
     flow = ControlFlow(model, options.control, analyse_subgraph)
     shaped = infer_shapes(model, flow)
-    costs = cost_nodes(shaped, model.weights, model.opsets)
+    costs = cost_nodes(shaped, model.weights, model.opsets, hidden=model.external_values)
     if flow.results:
         costs = [apply_control_flow(c, flow.results)
                  if c.node.op_type in CONTROL_FLOW_OPS and flow_key(c.node) in flow.results

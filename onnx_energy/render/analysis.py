@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shlex
 from collections.abc import Callable, Sequence
 
 from ..analysis import Analysis, NodeResult
@@ -191,8 +192,14 @@ def gaps_summary(analysis: Analysis) -> list[str]:
         out.append(f"unresolved shapes: {len(analysis.unresolved)} node(s), e.g. "
                    + ", ".join(f"{u.node} ({u.op_type})" for u in analysis.unresolved[:5]))
         if analysis.unbound_dims:
-            out.append("  bind with: " + " ".join(f"--dim {d}=N" for d in analysis.unbound_dims)
-                       + "  (or --batch-size N)")
+            out.append("  bind with: " + " ".join(
+                f"--dim {shlex.quote(d + '=N')}" for d in analysis.unbound_dims)
+                + "  (or --batch-size N)")
+        for t in analysis.inputs:
+            if t.name in analysis.anonymous_inputs and t.shape is not None:
+                dims = "x".join("N" if not isinstance(d, int) else str(d) for d in t.shape)
+                out.append(f"  set the shape of {t.name!r} with: --input "
+                           f"{shlex.quote(f'{t.name}={dims}')}")
     if out:
         out.insert(0, "totals are INCOMPLETE:")
     return out
