@@ -12,7 +12,7 @@ from onnx import ModelProto
 
 from .errors import BindingError
 from .gcpause import gc_paused
-from .graph import TensorInfo, bind_dims, load_model
+from .graph import TensorInfo, bind_default_batch, bind_dims, load_model
 from .ops.base import ZERO_BOPS, BasicOps, Cost
 from .passes.control_flow import BRANCHES, MAX_TRIPS
 from .passes.control_flow import prepare as prepare_control_flow
@@ -100,20 +100,31 @@ class NodeResult:
 
 @dataclass
 class OpTypeSummary:
+    """The sums over the nodes of one op type; ``complete`` is false when any of them was
+    not fully counted (the sums are then lower bounds)."""
+
     count: int = 0
     macs: int | float = 0
     flops: int = 0
     params: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
     bops: BasicOps = ZERO_BOPS
     lowered: Lowered = field(default_factory=Lowered.zero)
+    complete: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {"count": self.count, "macs": self.macs, "flops": self.flops,
-                "params": self.params, "bops": self.bops.to_dict(), **self.lowered.to_dict()}
+                "params": self.params, "bytes_read": self.bytes_read,
+                "bytes_written": self.bytes_written, "bops": self.bops.to_dict(),
+                **self.lowered.to_dict(), "lower_bound": not self.complete}
 
 
 @dataclass
 class Totals:
+    """Sums over every node; when ``complete`` is false they count only what is known and
+    are lower bounds (``lower_bound`` in JSON)."""
+
     macs: int | float = 0
     flops: int = 0
     params: int = 0
@@ -127,7 +138,7 @@ class Totals:
         return {"macs": self.macs, "flops": self.flops, "params": self.params,
                 "bytes_read": self.bytes_read, "bytes_written": self.bytes_written,
                 "bops": self.bops.to_dict(), **self.lowered.to_dict(),
-                "complete": self.complete}
+                "complete": self.complete, "lower_bound": not self.complete}
 
 
 @dataclass
@@ -156,6 +167,10 @@ class Analysis:
     unresolved: list[Unresolved]
     bindings: dict[str, int] = field(default_factory=dict)
     unbound_dims: list[str] = field(default_factory=list)
+    #: What was assumed because the user left it open: ``{"batch": 1}`` when the only
+    #: unbound dims were the inputs' leading (batch) dims, named in ``defaulted_dims``.
+    defaulted: dict[str, int] = field(default_factory=dict)
+    defaulted_dims: list[str] = field(default_factory=list)
     phase: str = "inference"
     loss: str | None = None
     precision: str = "fp32"
@@ -181,6 +196,7 @@ class Analysis:
                                  else self.transistor_table.source),
             "bindings": dict(self.bindings),
             "unbound_dims": list(self.unbound_dims),
+            "defaulted": dict(self.defaulted),
             "inputs": [t.to_dict() for t in self.inputs],
             "nodes": [n.to_dict() for n in self.nodes],
             "by_op_type": {k: v.to_dict() for k, v in self.by_op_type.items()},
@@ -203,6 +219,7 @@ def analyze(
     transistor_table: str | os.PathLike[str] | TransistorTable | None = None,
     branch: str | None = None,
     loop_trips: int | None = None,
+    default_batch: int | None = 1,
     progress: Callable[[str], None] | None = None,
 ) -> Analysis:
     """Analyse an ONNX model (a path or a ModelProto) without reading its weights.
@@ -214,6 +231,8 @@ def analyze(
     ``transistor_table`` is a JSON file merged over the default table (docs/basic_ops.md).
     ``branch`` (``then``/``else``) picks the If branch counted (default: the costlier);
     ``loop_trips`` is the trip count of Loops (and Scans) whose count is not a constant.
+    ``default_batch``: when ``batch_size`` is not given and the only unbound input dims are
+    leading (batch) dims, they are bound to this and reported in ``defaulted`` (None: never).
     ``progress`` is called with a short message as each pass starts.
     """
     say = progress or (lambda _msg: None)
@@ -229,6 +248,9 @@ def analyze(
     loaded = load_model(model)
     prepare_control_flow(loaded)  # nesting limit, model-local functions inlined
     bindings = bind_dims(loaded, dims, batch_size)
+    # The bindings say what the user bound, never what was assumed (that is `defaulted`).
+    batch_dims = (bind_default_batch(loaded, default_batch)
+                  if batch_size is None and default_batch is not None else [])
     say(f"analysing {len(loaded.proto.graph.node):,} nodes (shapes, costs, lowering)")
     extra = () if precision in ALWAYS_COLUMNS else (precision,)
     graph = run_pipeline(loaded, PipelineOptions(control=control, table=table,
@@ -238,9 +260,13 @@ def analyze(
               for n in loaded.input_names]
     unbound = loaded.symbolic_input_dims()
     say("summing")
-    return summarize(label, convention, inputs, graph.costs, graph.lowered, loaded.weights,
-                     bindings, unbound, table=table, training=graph.training is not None,
-                     loss=loss, precision=precision)
+    result = summarize(label, convention, inputs, graph.costs, graph.lowered, loaded.weights,
+                       bindings, unbound, table=table, training=graph.training is not None,
+                       loss=loss, precision=precision)
+    if batch_dims and default_batch is not None:
+        result.defaulted = {"batch": default_batch}
+        result.defaulted_dims = batch_dims
+    return result
 
 
 def control_options(branch: str | None, loop_trips: int | None) -> ControlFlowOptions:
@@ -306,11 +332,11 @@ def summarize(
             summary = by_op[key] = OpTypeSummary()
         summary.count += 1
         summary.params += c.params
+        if c.status != Status.OK:
+            summary.complete = totals.complete = False
         if c.status == Status.UNSUPPORTED:
             unsupported[key] += 1
-            totals.complete = False
         elif c.status == Status.UNRESOLVED:
-            totals.complete = False
             dims = sorted({d for t in (*c.inputs, *c.outputs) for d in (t.shape or ())
                            if isinstance(d, str)}
                           | (c.control.dims() if c.control is not None else set()))
@@ -324,8 +350,10 @@ def summarize(
             totals.bops = totals.bops + cost.bops
             lowered.setdefault(key, []).append(low)
             if not low.complete:
-                totals.complete = False
+                summary.complete = totals.complete = False
         if c.status == Status.OK:
+            summary.bytes_read += c.bytes_read or 0
+            summary.bytes_written += c.bytes_written or 0
             totals.bytes_read += c.bytes_read or 0
             totals.bytes_written += c.bytes_written or 0
     for key, summary in by_op.items():

@@ -530,6 +530,51 @@ def _check_input_dims(model: LoadedModel) -> None:
             raise InvalidGraphError(f"input {vi.name!r} has an invalid shape {shape_text(shape)}")
 
 
+def unbound_batch_dims(model: LoadedModel) -> list[str] | None:
+    """The unbound leading dims of the real inputs, when they are the only unbound dims.
+
+    Returns their names (``?`` for a leading dim with neither a value nor a name), ``[]``
+    when no leading dim is unbound, and None when any other input dim is unbound (then a
+    batch would not make the shapes known, and none is assumed).
+    """
+    leading: list[str] = []
+    for vi in model.proto.graph.input:
+        if vi.name not in model.input_names or not vi.type.tensor_type.HasField("shape"):
+            continue
+        for i, d in enumerate(vi.type.tensor_type.shape.dim):
+            if d.HasField("dim_value"):
+                continue
+            if i > 0:
+                return None
+            name = d.dim_param if d.HasField("dim_param") else "?"
+            if name not in leading:
+                leading.append(name)
+    return leading
+
+
+def bind_default_batch(model: LoadedModel, batch: int) -> list[str]:
+    """Bind ``batch`` into the unbound leading dims when they are the only unbound input
+    dims (see `unbound_batch_dims`) and ``--batch-size`` would accept it (no input has
+    another fixed leading dim: then the leading dims are not a batch, e.g. a scan axis).
+    Returns the dims so bound (none: nothing was done)."""
+    leading = unbound_batch_dims(model)
+    if not leading:
+        return []
+    _check_dim_value("the default batch", batch)
+    heads = [vi.type.tensor_type.shape.dim[0] for vi in model.proto.graph.input
+             if vi.name in model.input_names and vi.type.tensor_type.HasField("shape")
+             and vi.type.tensor_type.shape.dim]
+    if any(d.HasField("dim_value") and d.dim_value not in (0, batch) for d in heads):
+        return []
+    named = {n: batch for n in leading if n != "?"}
+    for d in heads:
+        if not d.HasField("dim_value") and not d.HasField("dim_param"):
+            d.dim_value = batch
+    if named:
+        bind_dims(model, named)
+    return leading
+
+
 def shape_text(shape: Shape | None) -> str:
     """A shape for an error message, shortened past 8 dims."""
     if shape is None:
