@@ -6,7 +6,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from onnx import ModelProto
 
@@ -26,7 +26,7 @@ from .passes.results import (
     counts_as_param,
     op_key,
 )
-from .passes.training import LOSSES, PHASES
+from .passes.training import LOSSES, PHASES, NodeTraining
 from .passes.transistors import ALWAYS_COLUMNS, PRECISIONS, Lowered, TransistorTable, load_table
 
 CONVENTIONS = ("dot", "seed")
@@ -47,9 +47,71 @@ def convention_macs(cost: Cost, convention: str) -> int | float:
     raise ValueError(f"unknown convention {convention!r}; choose from {', '.join(CONVENTIONS)}")
 
 
+#: The quantities reported per phase with ``--phase training`` (besides bops and TOs).
+WORK_FIELDS = ("macs", "flops", "bytes_read", "bytes_written")
+PHASE_KEYS = ("forward", "backward", "loss", "total")
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """MACs, FLOPs and bytes of one training phase (None where not known)."""
+
+    macs: int | float | None = 0
+    flops: int | None = 0
+    bytes_read: int | None = 0
+    bytes_written: int | None = 0
+
+    def __add__(self, other: Work) -> Work:
+        """Field by field; unknown (None) on either side stays unknown."""
+        return Work(_add(self.macs, other.macs), _add(self.flops, other.flops),
+                    _add(self.bytes_read, other.bytes_read),
+                    _add(self.bytes_written, other.bytes_written))
+
+    def plus_known(self, other: Work) -> Work:
+        """Field by field, counting only what is known (sums over nodes: lower bounds)."""
+        return Work((self.macs or 0) + (other.macs or 0), (self.flops or 0) + (other.flops or 0),
+                    (self.bytes_read or 0) + (other.bytes_read or 0),
+                    (self.bytes_written or 0) + (other.bytes_written or 0))
+
+    def fields(self) -> tuple[int | float | None, ...]:
+        return (self.macs, self.flops, self.bytes_read, self.bytes_written)
+
+    @property
+    def known(self) -> bool:
+        return all(v is not None for v in self.fields())
+
+
+N = TypeVar("N", int, float)
+
+
+def _add(a: N | None, b: N | None) -> N | None:
+    return None if a is None or b is None else a + b
+
+
+def phase_work(item: NodeResult | OpTypeSummary | Totals, phase: str) -> Work:
+    """MACs, FLOPs and bytes of a node or a sum for ``phase`` (forward, backward, loss or
+    total); without training, backward and loss are zero and total is the forward."""
+    forward = Work(item.macs, item.flops, item.bytes_read, item.bytes_written)
+    if phase == "forward":
+        return forward
+    backward, loss = item.backward or Work(), item.loss or Work()
+    if phase == "backward":
+        return backward
+    if phase == "loss":
+        return loss
+    return forward + backward + loss
+
+
+def _phase_fields(item: NodeResult | OpTypeSummary | Totals) -> dict[str, Any]:
+    """The training JSON of WORK_FIELDS: each a ``{forward, backward, loss, total}``."""
+    works = {p: phase_work(item, p) for p in PHASE_KEYS}
+    return {f: {p: getattr(w, f) for p, w in works.items()} for f in WORK_FIELDS}
+
+
 @dataclass
 class NodeResult:
-    """One node's analysis. Cost fields are None when unsupported or unresolved."""
+    """One node's analysis. Cost fields are None when unsupported or unresolved; with
+    training, ``backward`` and ``loss`` hold that phase's MACs, FLOPs and bytes."""
 
     name: str
     op_type: str
@@ -69,6 +131,8 @@ class NodeResult:
     lowered: Lowered | None = None
     #: If/Loop/Scan: JSON fields on their subgraphs ("branches" or "body", trips, ...).
     control: dict[str, Any] | None = None
+    backward: Work | None = None
+    loss: Work | None = None
 
     @property
     def native_dtype(self) -> str | None:
@@ -91,6 +155,8 @@ class NodeResult:
             "tos": None,
             "native_dtype": None,
         }
+        if self.backward is not None:
+            d.update(_phase_fields(self))
         if self.lowered is not None:
             d.update(self.lowered.to_dict())
         if self.control is not None:
@@ -112,12 +178,17 @@ class OpTypeSummary:
     bops: BasicOps = ZERO_BOPS
     lowered: Lowered = field(default_factory=Lowered.zero)
     complete: bool = True
+    backward: Work | None = None
+    loss: Work | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"count": self.count, "macs": self.macs, "flops": self.flops,
-                "params": self.params, "bytes_read": self.bytes_read,
-                "bytes_written": self.bytes_written, "bops": self.bops.to_dict(),
-                **self.lowered.to_dict(), "lower_bound": not self.complete}
+        d = {"count": self.count, "macs": self.macs, "flops": self.flops,
+             "params": self.params, "bytes_read": self.bytes_read,
+             "bytes_written": self.bytes_written, "bops": self.bops.to_dict(),
+             **self.lowered.to_dict(), "lower_bound": not self.complete}
+        if self.backward is not None:
+            d.update(_phase_fields(self))
+        return d
 
 
 @dataclass
@@ -133,12 +204,17 @@ class Totals:
     bops: BasicOps = ZERO_BOPS
     complete: bool = True
     lowered: Lowered = field(default_factory=Lowered.zero)
+    backward: Work | None = None
+    loss: Work | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"macs": self.macs, "flops": self.flops, "params": self.params,
-                "bytes_read": self.bytes_read, "bytes_written": self.bytes_written,
-                "bops": self.bops.to_dict(), **self.lowered.to_dict(),
-                "complete": self.complete, "lower_bound": not self.complete}
+        d = {"macs": self.macs, "flops": self.flops, "params": self.params,
+             "bytes_read": self.bytes_read, "bytes_written": self.bytes_written,
+             "bops": self.bops.to_dict(), **self.lowered.to_dict(),
+             "complete": self.complete, "lower_bound": not self.complete}
+        if self.backward is not None:
+            d.update(_phase_fields(self))
+        return d
 
 
 @dataclass
@@ -261,7 +337,7 @@ def analyze(
     unbound = loaded.symbolic_input_dims()
     say("summing")
     result = summarize(label, convention, inputs, graph.costs, graph.lowered, loaded.weights,
-                       bindings, unbound, table=table, training=graph.training is not None,
+                       bindings, unbound, table=table, training=graph.training,
                        loss=loss, precision=precision)
     if batch_dims and default_batch is not None:
         result.defaulted = {"batch": default_batch}
@@ -297,23 +373,26 @@ def summarize(
     unbound: list[str],
     *,
     table: TransistorTable | None = None,
-    training: bool = False,
+    training: Sequence[NodeTraining] | None = None,
     loss: str = "ce",
     precision: str = "fp32",
 ) -> Analysis:
     """Turn per-node costs and their lowering (aligned lists, from the pipeline) into the
-    report structure: per-op-type sums, totals, gaps. ``training`` marks a training report.
+    report structure: per-op-type sums, totals, gaps. ``training`` (aligned too) makes a
+    training report: backward and loss per node, summed like the forward.
     """
     table = table or load_table()
     extra = () if precision in ALWAYS_COLUMNS else (precision,)
-    is_training = training
+    is_training = training is not None
     nodes: list[NodeResult] = []
     by_op: dict[str, OpTypeSummary] = {}
     unsupported: Counter[str] = Counter()
     unresolved: list[Unresolved] = []
     totals = Totals()
     lowered: dict[str, list[Lowered]] = {}
-    for c, low in zip(costs, lowered_nodes, strict=True):
+    if is_training:
+        totals.backward, totals.loss = Work(), Work()
+    for i, (c, low) in enumerate(zip(costs, lowered_nodes, strict=True)):
         key = op_key(c.node.domain, c.node.op_type)
         cost = c.cost
         macs = None if cost is None else convention_macs(cost, convention)
@@ -330,6 +409,17 @@ def summarize(
         summary = by_op.get(key)
         if summary is None:  # (not setdefault: that would build a summary for every node)
             summary = by_op[key] = OpTypeSummary()
+            if is_training:
+                summary.backward, summary.loss = Work(), Work()
+        if training is not None:
+            node = nodes[-1]
+            node.backward = _work(training[i].backward, training[i].backward_bytes, convention)
+            node.loss = _work(training[i].loss, training[i].loss_bytes, convention)
+            if not (node.backward.known and node.loss.known):
+                summary.complete = totals.complete = False
+            for s in (summary, totals):
+                s.backward = (s.backward or Work()).plus_known(node.backward)
+                s.loss = (s.loss or Work()).plus_known(node.loss)
         summary.count += 1
         summary.params += c.params
         if c.status != Status.OK:
@@ -370,6 +460,12 @@ def summarize(
         phase="training" if is_training else "inference", loss=loss if is_training else None,
         precision=precision, transistor_table=table,
     )
+
+
+def _work(cost: Cost | None, traffic: tuple[int, int] | None, convention: str) -> Work:
+    return Work(None if cost is None else convention_macs(cost, convention),
+                None if cost is None else cost.flops,
+                None if traffic is None else traffic[0], None if traffic is None else traffic[1])
 
 
 def _control_report(

@@ -6,7 +6,7 @@ import csv
 import io
 from collections.abc import Callable, Sequence
 
-from ..analysis import Analysis, NodeResult
+from ..analysis import WORK_FIELDS, Analysis, NodeResult, phase_work
 from ..gcpause import gc_paused
 from ..ops.registry import BOP_NAMES
 from ..passes.results import Status
@@ -30,12 +30,14 @@ def _tos_columns(analysis: Analysis) -> tuple[str, ...]:
 
 
 def csv_columns(analysis: Analysis) -> tuple[str, ...]:
-    """CSV_COLUMNS (forward basic ops), then native_dtype and TOs; training adds, per phase
-    (backward, loss, total), ``PHASE_add`` ... ``PHASE_root`` and ``tos_COL_PHASE``."""
+    """CSV_COLUMNS (the forward), then native_dtype and TOs; training adds, per phase
+    (backward, loss, total), ``PHASE_macs``, ``PHASE_flops``, ``PHASE_bytes_read``,
+    ``PHASE_bytes_written``, ``PHASE_add`` ... ``PHASE_root`` and ``tos_COL_PHASE``."""
     cols = (*CSV_COLUMNS, "native_dtype", *(f"tos_{c}" for c in _tos_columns(analysis)))
     if analysis.phase == "training":
         for phase in ("backward", "loss", "total"):
-            cols += (*(f"{phase}_{b}" for b in BOP_NAMES),
+            cols += (*(f"{phase}_{w}" for w in WORK_FIELDS),
+                     *(f"{phase}_{b}" for b in BOP_NAMES),
                      *(f"tos_{c}_{phase}" for c in _tos_columns(analysis)))
     return cols
 
@@ -43,16 +45,18 @@ def csv_columns(analysis: Analysis) -> tuple[str, ...]:
 def _lowered_cells(analysis: Analysis, n: NodeResult) -> list[object]:
     low = n.lowered
     tos_cols = _tos_columns(analysis)
-    if low is None:
-        width = 1 + len(tos_cols)
-        if analysis.phase == "training":
-            width += 3 * (len(BOP_NAMES) + len(tos_cols))
-        return [""] * width
-    cells: list[object] = [_cell(low.native_dtype),
-                           *(_cell((low.tos or {}).get(c)) for c in tos_cols)]
-    if analysis.phase == "training":
-        for bops, tos in ((low.backward, low.tos_backward), (low.loss, low.tos_loss),
-                          (low.total, low.tos_total)):
+    training = analysis.phase == "training"
+    cells: list[object] = [_cell(None if low is None else low.native_dtype),
+                           *(_cell(None if low is None else (low.tos or {}).get(c))
+                             for c in tos_cols)]
+    if training:
+        for phase in ("backward", "loss", "total"):
+            cells += [_cell(v) for v in phase_work(n, phase).fields()]
+            bops = tos = None
+            if low is not None:
+                bops, tos = {"backward": (low.backward, low.tos_backward),
+                             "loss": (low.loss, low.tos_loss),
+                             "total": (low.total, low.tos_total)}[phase]
             d = bops.to_dict() if bops is not None else {}
             cells += [_cell(d.get(b)) for b in BOP_NAMES]
             cells += [_cell((tos or {}).get(c)) for c in tos_cols]
