@@ -36,3 +36,15 @@ def test_shares_never_round_a_real_share_to_nothing() -> None:
     assert share(0.0) == "0.0%"
     assert share(0.0001) == "<0.1%"
     assert share(None) == ""
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (32_848, "32.85 k"), (131_328, "131.3 k"), (2_212_160, "2.212 M"), (999_960, "1.000 M"),
+    (999, "999"), (99_996, "100.0 k"),
+])
+def test_compact_counts_keep_four_significant_digits(value: int, text: str) -> None:
+    assert si(value, compact=True) == text
+
+
+def test_rounding_up_moves_to_the_next_prefix() -> None:
+    assert si(999_999_600) == "1.000 G"

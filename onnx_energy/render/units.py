@@ -12,13 +12,14 @@ SCIENTIFIC_FROM = 1e27
 
 
 def si(value: float | None, unit: str = "", *, sig: int | None = None,
-       missing: str = "?") -> str:
+       missing: str = "?", compact: bool = False) -> str:
     """A number with a readable SI prefix.
 
-    Counts (``sig=None``): ``4089184256 -> '4.089 G'``, three decimals from k to Y,
-    ``1.234e+30`` beyond, integers and ``.3g`` below 1000. Quantities (``sig=4``):
-    ``0.09311 s -> '93.11 ms'``, ``1234.5 J -> '1.234 kJ'``, ``sig`` significant digits with
-    sub-unit prefixes down to n. ``None`` prints ``missing``.
+    Counts (``sig=None``): ``4089184256 -> '4.089 G'``, three decimals from k to Y (with
+    ``compact``, four significant digits: ``32848 -> '32.85 k'``, for tables), ``1.234e+30``
+    beyond, integers and ``.3g`` below 1000. Quantities (``sig=4``): ``0.09311 s ->
+    '93.11 ms'``, ``1234.5 J -> '1.234 kJ'``, ``sig`` significant digits with sub-unit
+    prefixes down to n. ``None`` prints ``missing``.
     """
     if value is None:
         return missing
@@ -26,9 +27,13 @@ def si(value: float | None, unit: str = "", *, sig: int | None = None,
     if mag >= SCIENTIFIC_FROM:
         return f"{value:.3e} {unit}".rstrip() if sig is None else f"{value:.{sig - 1}e} {unit}"
     if sig is None:
-        for scale, prefix in PREFIXES:
+        for i, (scale, prefix) in enumerate(PREFIXES):
             if mag >= scale:
-                return f"{value / scale:.3f} {prefix}{unit}".rstrip()
+                text = _count(value / scale, compact)
+                if abs(float(text)) >= 1000 and i > 0:  # 999.9996 k rounds up: 1.000 M
+                    scale, prefix = PREFIXES[i - 1]
+                    text = _count(value / scale, compact)
+                return f"{text} {prefix}{unit}".rstrip()
         if isinstance(value, float) and not value.is_integer():
             return f"{value:.3g} {unit}".rstrip()
         return f"{int(value)} {unit}".rstrip()
@@ -44,6 +49,14 @@ def si(value: float | None, unit: str = "", *, sig: int | None = None,
         if mag >= factor or factor == SUB_PREFIXES[-1][0]:
             return f"{value / factor:.{sig}g} {prefix}{unit}"
     return f"{value:.{sig}g} {unit}"  # pragma: no cover
+
+
+def _count(scaled: float, compact: bool) -> str:
+    """A prefixed count: three decimals, or four significant digits when ``compact``."""
+    if not compact:
+        return f"{scaled:.3f}"
+    mag = abs(scaled)
+    return f"{scaled:.{1 if mag >= 99.995 else 2 if mag >= 9.9995 else 3}f}"
 
 
 def pct(value: float | None, missing: str = "—") -> str:
