@@ -165,6 +165,9 @@ class LoadedModel:
     path: Path | None
     weights: dict[str, TensorInfo]
     input_names: list[str]
+    #: External data a run would need but cannot read (the file is absent or too short):
+    #: (where, file) per tensor. Analysis never reads it; measuring does.
+    missing_data: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def opsets(self) -> dict[str, int]:
@@ -199,12 +202,35 @@ def load_model(source: str | os.PathLike[str] | ModelProto) -> LoadedModel:
     _check_text(proto, path)
     _check_model_header(proto, path)
     base_dir = path.parent if path is not None else None
+    missing: list[tuple[str, str]] = []
+    sizes: dict[str, int | None] = {}
     for tensor, where in _iter_tensors(proto.graph):
         if tensor.data_location == TensorProto.EXTERNAL:
             _check_external_location(tensor, base_dir, where)
+            if base_dir is not None and not _external_readable(tensor, base_dir, sizes):
+                missing.append((where, _external_info(tensor)["location"]))
     input_names = _real_input_names(proto.graph)
     weights = detach_weights(proto.graph, base_dir)
-    return LoadedModel(proto=proto, path=path, weights=weights, input_names=input_names)
+    return LoadedModel(proto=proto, path=path, weights=weights, input_names=input_names,
+                       missing_data=missing)
+
+
+def _external_readable(tensor: TensorProto, base_dir: Path, sizes: dict[str, int | None]) -> bool:
+    """Whether the file of an external tensor exists and holds its bytes (``sizes`` caches
+    each file's size; None: absent)."""
+    info = _external_info(tensor)
+    location = info["location"]
+    if location not in sizes:
+        try:
+            sizes[location] = (base_dir / location).stat().st_size
+        except OSError:
+            sizes[location] = None
+    size = sizes[location]
+    if size is None:
+        return False
+    length = _external_int(info, "length") or (
+        math.prod(tensor.dims) * dtype_bits(dtype_name(tensor.data_type)) + 7) // 8
+    return (_external_int(info, "offset") or 0) + length <= size
 
 
 def _read_proto(path: Path) -> ModelProto:

@@ -45,10 +45,10 @@ def dim_options(fn: F) -> F:
     )(fn)
 
 
-def format_option(*choices: str) -> Callable[[F], F]:
+def format_option(*choices: str, text: str = "Output format.") -> Callable[[F], F]:
     return click.option(
         "--format", "fmt", type=click.Choice(choices), default=choices[0], show_default=True,
-        help="Output format.",
+        help=text,
     )
 
 
