@@ -155,6 +155,7 @@ def test_cells_shorten_in_the_middle_and_shapes_at_dim_boundaries():
     assert name("features.1/features.1.0/mlp/mlp.0/MatMul", 32) == (
         "…/features.1.0/mlp/mlp.0/MatMul")  # features.1 repeats in features.1.0
     assert name("a_very_long_leaf_without_any_separator", 12) == "a_ve…parator"
+    assert name("stem/BatchNormalization", 21) == "stem/Bat…ormalization"  # not just the leaf
     assert shape("1x12x128x128", 10) == "1x…x128"
     assert shape("1x12x128x128", 12) == "1x12x128x128"
     assert common_prefix(["/a/b/c", "/a/b/d/e"]) == "/a/b/"

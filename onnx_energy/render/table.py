@@ -38,7 +38,7 @@ def name(text: str, width: int) -> str:
     """A ``/``-separated node name cut to ``width`` by leaving out whole segments (never
     the last), keeping those with indices (layer and block numbers) first, then as much as
     fits: ``model/layers.0/mlp/gate_proj/MatMul`` -> ``…/layers.0/mlp/gate_proj/MatMul``.
-    Names without segments, or whose last segment alone is too long, are cut in the
+    A cut must keep a segment besides the leaf; names where it cannot are cut in the
     middle."""
     if len(text) <= width:
         return text
@@ -49,7 +49,7 @@ def name(text: str, width: int) -> str:
         for j in range(i, len(segments) - 1):
             kept = segments[:i] + [ELLIPSIS] + segments[j + 1:]
             candidate = "/".join(kept)
-            if len(candidate) > width:
+            if len(candidate) > width or len(kept) < 3:  # the leaf alone says too little
                 continue
             score = (_indices(kept), len(candidate), -i)
             if best is None or score > best:
