@@ -43,7 +43,9 @@ from .options import (
               help="Warm-up runs before the windows (stops early after --min-window seconds).")
 @click.option("--idle", type=click.FloatRange(min=0), default=None,
               help="Idle-baseline seconds before the run [default: --min-window; 0 skips it].")
-@click.option("--per-node", is_flag=True, help="Profile per-node (and fused-group) runtimes.")
+@click.option("--per-node", is_flag=True,
+              help="Profile per-node (and fused-group) runtimes in a separate session, and "
+                   "say how much of the runtime the kernels cover and why.")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
               help="Table only: how many nodes to show with --per-node.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
