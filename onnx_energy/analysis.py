@@ -6,14 +6,14 @@ import os
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from onnx import ModelProto
 
 from .dimexpr import free_names
 from .errors import BindingError
 from .gcpause import gc_paused
-from .graph import TensorInfo, bind_dims, load_model
+from .graph import TensorInfo, bind_default_batch, bind_dims, load_model
 from .ops.base import ZERO_BOPS, BasicOps, Cost
 from .passes.consistency import check_bindings
 from .passes.control_flow import BRANCHES, MAX_TRIPS
@@ -28,7 +28,7 @@ from .passes.results import (
     counts_as_param,
     op_key,
 )
-from .passes.training import LOSSES, PHASES
+from .passes.training import LOSSES, PHASES, NodeTraining
 from .passes.transistors import ALWAYS_COLUMNS, PRECISIONS, Lowered, TransistorTable, load_table
 
 if TYPE_CHECKING:
@@ -53,9 +53,71 @@ def convention_macs(cost: Cost, convention: str) -> int | float:
     raise ValueError(f"unknown convention {convention!r}; choose from {', '.join(CONVENTIONS)}")
 
 
+#: The quantities reported per phase with ``--phase training`` (besides bops and TOs).
+WORK_FIELDS = ("macs", "flops", "bytes_read", "bytes_written")
+PHASE_KEYS = ("forward", "backward", "loss", "total")
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """MACs, FLOPs and bytes of one training phase (None where not known)."""
+
+    macs: int | float | None = 0
+    flops: int | None = 0
+    bytes_read: int | None = 0
+    bytes_written: int | None = 0
+
+    def __add__(self, other: Work) -> Work:
+        """Field by field; unknown (None) on either side stays unknown."""
+        return Work(_add(self.macs, other.macs), _add(self.flops, other.flops),
+                    _add(self.bytes_read, other.bytes_read),
+                    _add(self.bytes_written, other.bytes_written))
+
+    def plus_known(self, other: Work) -> Work:
+        """Field by field, counting only what is known (sums over nodes: lower bounds)."""
+        return Work((self.macs or 0) + (other.macs or 0), (self.flops or 0) + (other.flops or 0),
+                    (self.bytes_read or 0) + (other.bytes_read or 0),
+                    (self.bytes_written or 0) + (other.bytes_written or 0))
+
+    def fields(self) -> tuple[int | float | None, ...]:
+        return (self.macs, self.flops, self.bytes_read, self.bytes_written)
+
+    @property
+    def known(self) -> bool:
+        return all(v is not None for v in self.fields())
+
+
+N = TypeVar("N", int, float)
+
+
+def _add(a: N | None, b: N | None) -> N | None:
+    return None if a is None or b is None else a + b
+
+
+def phase_work(item: NodeResult | OpTypeSummary | Totals, phase: str) -> Work:
+    """MACs, FLOPs and bytes of a node or a sum for ``phase`` (forward, backward, loss or
+    total); without training, backward and loss are zero and total is the forward."""
+    forward = Work(item.macs, item.flops, item.bytes_read, item.bytes_written)
+    if phase == "forward":
+        return forward
+    backward, loss = item.backward or Work(), item.loss or Work()
+    if phase == "backward":
+        return backward
+    if phase == "loss":
+        return loss
+    return forward + backward + loss
+
+
+def _phase_fields(item: NodeResult | OpTypeSummary | Totals) -> dict[str, Any]:
+    """The training JSON of WORK_FIELDS: each a ``{forward, backward, loss, total}``."""
+    works = {p: phase_work(item, p) for p in PHASE_KEYS}
+    return {f: {p: getattr(w, f) for p, w in works.items()} for f in WORK_FIELDS}
+
+
 @dataclass
 class NodeResult:
-    """One node's analysis. Cost fields are None when unsupported or unresolved."""
+    """One node's analysis. Cost fields are None when unsupported or unresolved; with
+    training, ``backward`` and ``loss`` hold that phase's MACs, FLOPs and bytes."""
 
     name: str
     op_type: str
@@ -75,6 +137,8 @@ class NodeResult:
     lowered: Lowered | None = None
     #: If/Loop/Scan: JSON fields on their subgraphs ("branches" or "body", trips, ...).
     control: dict[str, Any] | None = None
+    backward: Work | None = None
+    loss: Work | None = None
 
     @property
     def native_dtype(self) -> str | None:
@@ -97,6 +161,8 @@ class NodeResult:
             "tos": None,
             "native_dtype": None,
         }
+        if self.backward is not None:
+            d.update(_phase_fields(self))
         if self.lowered is not None:
             d.update(self.lowered.to_dict())
         if self.control is not None:
@@ -106,20 +172,36 @@ class NodeResult:
 
 @dataclass
 class OpTypeSummary:
+    """The sums over the nodes of one op type; ``complete`` is false when any of them was
+    not fully counted (the sums are then lower bounds)."""
+
     count: int = 0
     macs: int | float = 0
     flops: int = 0
     params: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
     bops: BasicOps = ZERO_BOPS
     lowered: Lowered = field(default_factory=Lowered.zero)
+    complete: bool = True
+    backward: Work | None = None
+    loss: Work | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"count": self.count, "macs": self.macs, "flops": self.flops,
-                "params": self.params, "bops": self.bops.to_dict(), **self.lowered.to_dict()}
+        d = {"count": self.count, "macs": self.macs, "flops": self.flops,
+             "params": self.params, "bytes_read": self.bytes_read,
+             "bytes_written": self.bytes_written, "bops": self.bops.to_dict(),
+             **self.lowered.to_dict(), "lower_bound": not self.complete}
+        if self.backward is not None:
+            d.update(_phase_fields(self))
+        return d
 
 
 @dataclass
 class Totals:
+    """Sums over every node; when ``complete`` is false they count only what is known and
+    are lower bounds (``lower_bound`` in JSON)."""
+
     macs: int | float = 0
     flops: int = 0
     params: int = 0
@@ -128,12 +210,17 @@ class Totals:
     bops: BasicOps = ZERO_BOPS
     complete: bool = True
     lowered: Lowered = field(default_factory=Lowered.zero)
+    backward: Work | None = None
+    loss: Work | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"macs": self.macs, "flops": self.flops, "params": self.params,
-                "bytes_read": self.bytes_read, "bytes_written": self.bytes_written,
-                "bops": self.bops.to_dict(), **self.lowered.to_dict(),
-                "complete": self.complete}
+        d = {"macs": self.macs, "flops": self.flops, "params": self.params,
+             "bytes_read": self.bytes_read, "bytes_written": self.bytes_written,
+             "bops": self.bops.to_dict(), **self.lowered.to_dict(),
+             "complete": self.complete, "lower_bound": not self.complete}
+        if self.backward is not None:
+            d.update(_phase_fields(self))
+        return d
 
 
 @dataclass
@@ -165,6 +252,10 @@ class Analysis:
     #: Inputs with a dim that has no name: their shape is set with --input (not in the JSON;
     #: their dims show as null in ``inputs``).
     anonymous_inputs: list[str] = field(default_factory=list)
+    #: What was assumed because the user left it open: ``{"batch": 1}`` when the only
+    #: unbound dims were the inputs' leading (batch) dims, named in ``defaulted_dims``.
+    defaulted: dict[str, int] = field(default_factory=dict)
+    defaulted_dims: list[str] = field(default_factory=list)
     phase: str = "inference"
     loss: str | None = None
     precision: str = "fp32"
@@ -192,6 +283,7 @@ class Analysis:
                                  else self.transistor_table.source),
             "bindings": dict(self.bindings),
             "unbound_dims": list(self.unbound_dims),
+            "defaulted": dict(self.defaulted),
             "inputs": [t.to_dict() for t in self.inputs],
             "nodes": [n.to_dict() for n in self.nodes],
             "by_op_type": {k: v.to_dict() for k, v in self.by_op_type.items()},
@@ -241,6 +333,7 @@ def analyze(
     loop_trips: int | None = None,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     profile: str | os.PathLike[str] | Profile | None = None,
+    default_batch: int | None = 1,
     progress: Callable[[str], None] | None = None,
 ) -> Analysis:
     """Analyse an ONNX model (a path or a ModelProto) without reading its weights.
@@ -257,6 +350,8 @@ def analyze(
     contradicts it (or a re-batching ``batch_size``) is an error naming the node.
     ``profile`` (a path, or a loaded `Profile`) adds predicted runtime, power and energy
     per node and in totals (`predict.predict`).
+    ``default_batch``: when ``batch_size`` is not given and the only unbound input dims are
+    leading (batch) dims, they are bound to this and reported in ``defaulted`` (None: never).
     ``progress`` is called with a short message as each pass starts.
     """
     say = progress or (lambda _msg: None)
@@ -272,6 +367,9 @@ def analyze(
     loaded = load_model(model)
     prepare_control_flow(loaded)  # nesting limit, model-local functions inlined
     bindings = bind_dims(loaded, dims, batch_size, input_shapes)
+    # The bindings say what the user bound, never what was assumed (that is `defaulted`).
+    batch_dims = (bind_default_batch(loaded, default_batch)
+                  if batch_size is None and default_batch is not None else [])
     say(f"analysing {len(loaded.proto.graph.node):,} nodes (shapes, costs, lowering)")
     extra = () if precision in ALWAYS_COLUMNS else (precision,)
     graph = run_pipeline(loaded, PipelineOptions(control=control, table=table,
@@ -283,9 +381,12 @@ def analyze(
     unbound = loaded.symbolic_input_dims()
     say("summing")
     result = summarize(label, convention, inputs, graph.costs, graph.lowered, loaded.weights,
-                       bindings, unbound, table=table, training=graph.training is not None,
+                       bindings, unbound, table=table, training=graph.training,
                        loss=loss, precision=precision, known_dims=loaded.dim_names(),
                        anonymous=loaded.anonymous_inputs())
+    if batch_dims and default_batch is not None:
+        result.defaulted = {"batch": default_batch}
+        result.defaulted_dims = batch_dims
     if profile is not None:
         from .predict import predict
         from .profile import Profile, load_profile
@@ -324,27 +425,30 @@ def summarize(
     unbound: list[str],
     *,
     table: TransistorTable | None = None,
-    training: bool = False,
+    training: Sequence[NodeTraining] | None = None,
     loss: str = "ce",
     precision: str = "fp32",
     known_dims: frozenset[str] = frozenset(),
     anonymous: Sequence[str] = (),
 ) -> Analysis:
     """Turn per-node costs and their lowering (aligned lists, from the pipeline) into the
-    report structure: per-op-type sums, totals, gaps. ``training`` marks a training report;
-    ``known_dims`` are the model's own dim names (an unresolved dim named by an expression of
-    them is reported as those names); ``anonymous`` the inputs with dims that have no name.
+    report structure: per-op-type sums, totals, gaps. ``training`` (aligned too) makes a
+    training report: backward and loss per node, summed like the forward. ``known_dims`` are
+    the model's own dim names (an unresolved dim named by an expression of them is reported
+    as those names); ``anonymous`` the inputs with dims that have no name.
     """
     table = table or load_table()
     extra = () if precision in ALWAYS_COLUMNS else (precision,)
-    is_training = training
+    is_training = training is not None
     nodes: list[NodeResult] = []
     by_op: dict[str, OpTypeSummary] = {}
     unsupported: Counter[str] = Counter()
     unresolved: list[Unresolved] = []
     totals = Totals()
     lowered: dict[str, list[Lowered]] = {}
-    for c, low in zip(costs, lowered_nodes, strict=True):
+    if is_training:
+        totals.backward, totals.loss = Work(), Work()
+    for i, (c, low) in enumerate(zip(costs, lowered_nodes, strict=True)):
         key = op_key(c.node.domain, c.node.op_type)
         cost = c.cost
         macs = None if cost is None else convention_macs(cost, convention)
@@ -361,11 +465,23 @@ def summarize(
         summary = by_op.get(key)
         if summary is None:  # (not setdefault: that would build a summary for every node)
             summary = by_op[key] = OpTypeSummary()
+            if is_training:
+                summary.backward, summary.loss = Work(), Work()
+        if training is not None:
+            node = nodes[-1]
+            node.backward = _work(training[i].backward, training[i].backward_bytes, convention)
+            node.loss = _work(training[i].loss, training[i].loss_bytes, convention)
+            if not (node.backward.known and node.loss.known):
+                summary.complete = totals.complete = False
+            for s in (summary, totals):
+                s.backward = (s.backward or Work()).plus_known(node.backward)
+                s.loss = (s.loss or Work()).plus_known(node.loss)
         summary.count += 1
         summary.params += c.params
+        if c.status != Status.OK:
+            summary.complete = totals.complete = False
         if c.status == Status.UNSUPPORTED:
             unsupported[key] += 1
-            totals.complete = False
         elif c.status == Status.UNRESOLVED:
             totals.complete = False
             texts = ({d for t in (*c.inputs, *c.outputs) for d in (t.shape or ())
@@ -382,8 +498,10 @@ def summarize(
             totals.bops = totals.bops + cost.bops
             lowered.setdefault(key, []).append(low)
             if not low.complete:
-                totals.complete = False
+                summary.complete = totals.complete = False
         if c.status == Status.OK:
+            summary.bytes_read += c.bytes_read or 0
+            summary.bytes_written += c.bytes_written or 0
             totals.bytes_read += c.bytes_read or 0
             totals.bytes_written += c.bytes_written or 0
     for key, summary in by_op.items():
@@ -401,6 +519,12 @@ def summarize(
         phase="training" if is_training else "inference", loss=loss if is_training else None,
         precision=precision, transistor_table=table,
     )
+
+
+def _work(cost: Cost | None, traffic: tuple[int, int] | None, convention: str) -> Work:
+    return Work(None if cost is None else convention_macs(cost, convention),
+                None if cost is None else cost.flops,
+                None if traffic is None else traffic[0], None if traffic is None else traffic[1])
 
 
 def _control_report(

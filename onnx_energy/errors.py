@@ -60,6 +60,10 @@ class MeasurementError(OnnxEnergyError):
     """The model cannot be run as asked (provider missing, unbound dims, odd input types)."""
 
 
+class MissingWeightsError(MeasurementError):
+    """The model's weights (external data) are absent: it can be analysed, not run."""
+
+
 class MeasurementFailed(OnnxEnergyError):
     """No window could be completed (every sensor read failed)."""
 

@@ -181,6 +181,9 @@ class LoadedModel:
     #: Graph inputs whose shape --input or a re-batching --batch-size replaced:
     #: name -> (the declared shape, the new one).
     overrides: dict[str, tuple[Shape | None, Shape]] = field(default_factory=dict)
+    #: External data a run would need but cannot read (the file is absent or too short):
+    #: (where, file) per tensor. Analysis never reads it; measuring does.
+    missing_data: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def opsets(self) -> dict[str, int]:
@@ -235,14 +238,36 @@ def load_model(source: str | os.PathLike[str] | ModelProto) -> LoadedModel:
     _check_text(proto, path)
     _check_model_header(proto, path)
     base_dir = path.parent if path is not None else None
+    missing: list[tuple[str, str]] = []
+    sizes: dict[str, int | None] = {}
     for tensor, where in _iter_tensors(proto.graph):
         if tensor.data_location == TensorProto.EXTERNAL:
             _check_external_location(tensor, base_dir, where)
+            if base_dir is not None and not _external_readable(tensor, base_dir, sizes):
+                missing.append((where, _external_info(tensor)["location"]))
     input_names = _real_input_names(proto.graph)
     external: set[str] = set()
     weights = detach_weights(proto.graph, base_dir, read_external=external)
     return LoadedModel(proto=proto, path=path, weights=weights, input_names=input_names,
-                       external_values=frozenset(external))
+                       external_values=frozenset(external), missing_data=missing)
+
+
+def _external_readable(tensor: TensorProto, base_dir: Path, sizes: dict[str, int | None]) -> bool:
+    """Whether the file of an external tensor exists and holds its bytes (``sizes`` caches
+    each file's size; None: absent)."""
+    info = _external_info(tensor)
+    location = info["location"]
+    if location not in sizes:
+        try:
+            sizes[location] = (base_dir / location).stat().st_size
+        except OSError:
+            sizes[location] = None
+    size = sizes[location]
+    if size is None:
+        return False
+    length = _external_int(info, "length") or (
+        math.prod(tensor.dims) * dtype_bits(dtype_name(tensor.data_type)) + 7) // 8
+    return (_external_int(info, "offset") or 0) + length <= size
 
 
 def _read_proto(path: Path) -> ModelProto:
@@ -658,6 +683,51 @@ def _check_input_dims(model: LoadedModel) -> None:
         shape = tensor_info_from_value_info(vi).shape
         if not valid_shape(shape):
             raise InvalidGraphError(f"input {vi.name!r} has an invalid shape {shape_text(shape)}")
+
+
+def unbound_batch_dims(model: LoadedModel) -> list[str] | None:
+    """The unbound leading dims of the real inputs, when they are the only unbound dims.
+
+    Returns their names (``?`` for a leading dim with neither a value nor a name), ``[]``
+    when no leading dim is unbound, and None when any other input dim is unbound (then a
+    batch would not make the shapes known, and none is assumed).
+    """
+    leading: list[str] = []
+    for vi in model.proto.graph.input:
+        if vi.name not in model.input_names or not vi.type.tensor_type.HasField("shape"):
+            continue
+        for i, d in enumerate(vi.type.tensor_type.shape.dim):
+            if d.HasField("dim_value"):
+                continue
+            if i > 0:
+                return None
+            name = d.dim_param if d.HasField("dim_param") else "?"
+            if name not in leading:
+                leading.append(name)
+    return leading
+
+
+def bind_default_batch(model: LoadedModel, batch: int) -> list[str]:
+    """Bind ``batch`` into the unbound leading dims when they are the only unbound input
+    dims (see `unbound_batch_dims`) and ``--batch-size`` would accept it (no input has
+    another fixed leading dim: then the leading dims are not a batch, e.g. a scan axis).
+    Returns the dims so bound (none: nothing was done)."""
+    leading = unbound_batch_dims(model)
+    if not leading:
+        return []
+    _check_dim_value("the default batch", batch)
+    heads = [vi.type.tensor_type.shape.dim[0] for vi in model.proto.graph.input
+             if vi.name in model.input_names and vi.type.tensor_type.HasField("shape")
+             and vi.type.tensor_type.shape.dim]
+    if any(d.HasField("dim_value") and d.dim_value not in (0, batch) for d in heads):
+        return []
+    named = {n: batch for n in leading if n != "?"}
+    for d in heads:
+        if not d.HasField("dim_value") and not d.HasField("dim_param"):
+            d.dim_value = batch
+    if named:
+        bind_dims(model, named)
+    return leading
 
 
 def shape_text(shape: Shape | None) -> str:

@@ -63,7 +63,8 @@ def test_an_expression_bound_against_its_names_is_an_error(capsys, tmp_path):
 
 
 def test_unbound_names_are_shell_quoted_in_the_hint(capsys, tmp_path):
-    m = make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", ["seq len", 3], F)])
+    # (a non-leading dim: an unbound leading one alone would be taken as batch 1)
+    m = make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", [3, "seq len"], F)])
     code, out, _ = run_cli(capsys, save(tmp_path, m))
     assert code == 0
     assert "--dim 'seq len=N'" in out

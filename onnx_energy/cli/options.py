@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -72,11 +74,31 @@ def dim_options(fn: F) -> F:
     )(fn)
 
 
-def format_option(*choices: str) -> Callable[[F], F]:
+def format_option(*choices: str, text: str = "Output format.") -> Callable[[F], F]:
     return click.option(
         "--format", "fmt", type=click.Choice(choices), default=choices[0], show_default=True,
-        help="Output format.",
+        help=text,
     )
+
+
+#: Width of tables written to a pipe or a file.
+PIPE_WIDTH = 100
+
+
+def output_width() -> int:
+    """Characters per line for tables: COLUMNS if set, else the terminal's width, else 100
+    (a pipe or a file), at least 60."""
+    env = os.environ.get("COLUMNS", "")
+    if env.isdigit() and int(env) > 0:
+        return max(int(env), 60)
+    if sys.stdout.isatty():
+        return max(shutil.get_terminal_size((PIPE_WIDTH, 24)).columns, 60)
+    return PIPE_WIDTH
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr, in the tool's one format."""
+    click.echo(f"onnx-energy: warning: {message}", err=True)
 
 
 class ProgressLine:

@@ -75,4 +75,5 @@ def _lower(c: NodeCost, table: TransistorTable, extra: tuple[str, ...],
     if training is None:
         return lower(table, c.cost.bops, native, extra=extra)
     return lower(table, c.cost.bops, native, training=True,
-                 backward=training.backward, loss=training.loss, extra=extra)
+                 backward=None if training.backward is None else training.backward.bops,
+                 loss=None if training.loss is None else training.loss.bops, extra=extra)

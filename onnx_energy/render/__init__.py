@@ -2,6 +2,7 @@
 
 - `units`: the one number formatter (`si`) and percentages;
 - `json`: the one JSON writer;
+- `table`: text tables built from column definitions that fit a width;
 - `analysis`: an `Analysis` as a table, JSON or CSV;
 - `measurement`: a `Measurement` as a table or JSON.
 
