@@ -185,46 +185,62 @@ def profile_info(profile: Profile) -> dict[str, Any]:
 
 def _evaluate(results: Sequence[_GroupResult], runtime_acc: _Accumulator,
               energy_acc: _Accumulator, power_acc: _Accumulator) -> None:
-    """Evaluate every group's maps, batched per map (one numpy call per map)."""
+    """Evaluate every group's maps, batched per map (one numpy call per map). A kernel
+    outside the range of its key's map is evaluated with the key's extrapolation map."""
+    targets = ("runtime_s", "energy_j", "power_w")
+    chosen: dict[tuple[int, str], FittedMap] = {}
+    outside_any: dict[int, bool] = {}
     by_map: dict[int, tuple[FittedMap, list[int]]] = {}
     for i, r in enumerate(results):
         if r.features is None or r.models is None:
             continue
-        for fmap in (r.models.runtime, r.models.energy, r.models.power):
-            if fmap is not None:
-                by_map.setdefault(id(fmap), (fmap, []))[1].append(i)
-    preds: dict[tuple[int, int], tuple[float, float, float, np.ndarray, float, bool]] = {}
+        for target in targets:
+            main = r.models.map_for(target, outside=False)
+            if main is None:
+                continue
+            out = bool(main.outside(_row(r, main))[0])
+            fmap = r.models.map_for(target, outside=out) or main
+            outside_any[i] = outside_any.get(i, False) or out
+            chosen[(i, target)] = fmap
+            by_map.setdefault(id(fmap), (fmap, []))[1].append(i)
+    preds: dict[tuple[int, int], tuple[float, float, float, np.ndarray, float]] = {}
     for key, (fmap, idx) in by_map.items():
-        x = np.asarray([[results[i].features.values.get(f, 0.0)  # type: ignore[union-attr]
-                         for f in fmap.features] for i in idx], dtype=np.float64)
+        x = np.vstack([_row(results[i], fmap) for i in idx])
         got = fmap.predict(x)
         for row, i in enumerate(idx):
             preds[(key, i)] = (float(got.y[row]), float(got.lo[row]), float(got.hi[row]),
-                               got.grad[row], float(got.resid_rel[row]),
-                               bool(got.extrapolated[row]))
+                               got.grad[row], float(got.resid_rel[row]))
     for i, r in enumerate(results):
         km = r.models
-        if r.features is None or km is None or km.runtime is None:
+        if r.features is None or km is None or (i, "runtime_s") not in chosen:
             continue
-        t, t_lo, t_hi, t_grad, t_res, t_ext = preds[(id(km.runtime), i)]
-        r.runtime, r.runtime_interval, r.extrapolated = t, (t_lo, t_hi), t_ext
-        runtime_acc.add(km.runtime, t, t_grad, t_res)
-        if km.energy_form == "direct" and km.energy is not None:
-            e, e_lo, e_hi, e_grad, e_res, e_ext = preds[(id(km.energy), i)]
+        rt_map = chosen[(i, "runtime_s")]
+        t, t_lo, t_hi, t_grad, t_res = preds[(id(rt_map), i)]
+        r.runtime, r.runtime_interval = t, (t_lo, t_hi)
+        r.extrapolated = outside_any.get(i, False)
+        runtime_acc.add(rt_map, t, t_grad, t_res)
+        if km.energy_form == "direct" and (i, "energy_j") in chosen:
+            e_map = chosen[(i, "energy_j")]
+            e, e_lo, e_hi, e_grad, e_res = preds[(id(e_map), i)]
             r.energy, r.energy_interval = e, (e_lo, e_hi)
-            r.extrapolated = r.extrapolated or e_ext
-            energy_acc.add(km.energy, e, e_grad, e_res)
-        elif km.energy_form == "runtime_x_power" and km.power is not None:
-            p, p_lo, p_hi, p_grad, p_res, p_ext = preds[(id(km.power), i)]
+            energy_acc.add(e_map, e, e_grad, e_res)
+        elif km.energy_form == "runtime_x_power" and (i, "power_w") in chosen:
+            p_map = chosen[(i, "power_w")]
+            p, p_lo, p_hi, p_grad, p_res = preds[(id(p_map), i)]
             e = t * p
             spread = math.hypot(math.log(max(t_hi, 1e-300) / max(t, 1e-300)),
                                 math.log(max(p_hi, 1e-300) / max(p, 1e-300)))
             r.energy, r.energy_interval = e, (e * math.exp(-spread), e * math.exp(spread))
-            r.extrapolated = r.extrapolated or p_ext
             # E = T·P: dE/dβ_T = P·dT/dβ_T, dE/dβ_P = T·dP/dβ_P; residuals add in relative terms
-            energy_acc.add(km.runtime, 0.0, t_grad, 0.0, scale=p)
-            energy_acc.add(km.power, e, p_grad, t_res + p_res, scale=t)
-            power_acc.add(km.power, p, p_grad, p_res)
+            energy_acc.add(rt_map, 0.0, t_grad, 0.0, scale=p)
+            energy_acc.add(p_map, e, p_grad, t_res + p_res, scale=t)
+            power_acc.add(p_map, p, p_grad, p_res)
+
+
+def _row(r: _GroupResult, fmap: FittedMap) -> np.ndarray:
+    assert r.features is not None
+    return np.asarray([[r.features.values.get(f, 0.0) for f in fmap.features]],
+                      dtype=np.float64)
 
 
 def _node_predictions(graph: GraphAnalysis, results: Sequence[_GroupResult],

@@ -178,13 +178,26 @@ class KeyModels:
     #: the records had no sensor.
     energy_form: str | None = None
     n_rows: int = 0
+    #: Per target, the map used for kernels outside the chosen map's training range: a
+    #: linear one in work and bytes (time and energy scale with the work), because the
+    #: polynomials that fit best inside the data can run away outside it.
+    extrapolation: dict[str, FittedMap] = field(default_factory=dict)
+
+    def map_for(self, target: str, outside: bool) -> FittedMap | None:
+        """The map for ``target``: the extrapolation map for points outside the range."""
+        main = {"runtime_s": self.runtime, "power_w": self.power,
+                "energy_j": self.energy}[target]
+        if outside and target in self.extrapolation:
+            return self.extrapolation[target]
+        return main
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "level": self.level, "family": self.family,
                 "n_rows": self.n_rows, "energy_form": self.energy_form,
                 "runtime": None if self.runtime is None else self.runtime.to_dict(),
                 "power": None if self.power is None else self.power.to_dict(),
-                "energy": None if self.energy is None else self.energy.to_dict()}
+                "energy": None if self.energy is None else self.energy.to_dict(),
+                "extrapolation": {k: v.to_dict() for k, v in self.extrapolation.items()}}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> KeyModels:
@@ -193,7 +206,9 @@ class KeyModels:
 
         return cls(key=d["key"], level=d["level"], family=d["family"], runtime=m("runtime"),
                    power=m("power"), energy=m("energy"), energy_form=d.get("energy_form"),
-                   n_rows=int(d.get("n_rows", 0)))
+                   n_rows=int(d.get("n_rows", 0)),
+                   extrapolation={k: FittedMap.from_dict(v)
+                                  for k, v in (d.get("extrapolation") or {}).items()})
 
 
 @dataclass
@@ -269,12 +284,23 @@ class Profile:
         tmp = target.with_name(target.name + ".tmp")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n",
-                           encoding="utf-8")
+            tmp.write_text(json.dumps(_finite(self.to_dict()), indent=1, allow_nan=False)
+                           + "\n", encoding="utf-8")
             os.replace(tmp, target)
         except OSError as exc:
             raise ProfileError(f"cannot write profile {target}: {exc.strerror or exc}") from None
         self.path = str(target)
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: such a diagnostic is written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def load_profile(path: str | os.PathLike[str]) -> Profile:

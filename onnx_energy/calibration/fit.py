@@ -199,7 +199,8 @@ def _fit(c: Candidate, x: np.ndarray, y: np.ndarray, seed: int,
 
 
 def _rmspe(pred: np.ndarray, y: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(((pred - y) / y) ** 2)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.sqrt(np.mean(((pred - y) / y) ** 2)))
 
 
 def _folds(groups: Sequence[str], k: int, seed: int) -> list[np.ndarray]:
@@ -231,7 +232,8 @@ def cross_validate(c: Candidate, x: np.ndarray, y: np.ndarray, groups: Sequence[
         pred[test] = f.predict(x[test])
     if not np.all(np.isfinite(pred)):
         return None
-    return _rmspe(pred, y), pred
+    score = _rmspe(pred, y)
+    return (score, pred) if math.isfinite(score) else None
 
 
 # ------------------------------------------------------------------------ final maps
@@ -400,6 +402,9 @@ def fit_key(key: str, level: str, family: str, rows: Sequence[Row], seed: int = 
         fmap.diagnostics.update({"cv_rmspe": choice.cv_rmspe, "candidates": choice.scores,
                                  "excluded": dict(dropped)})
         maps[target] = (fmap, choice, trows)
+        safe = _extrapolation_map(trows, family, y, target, seed, confidence, choice)
+        if safe is not None:
+            km.extrapolation[target] = safe
     if "runtime_s" in maps:
         km.runtime = maps["runtime_s"][0]
     if "energy_j" in maps:
@@ -411,6 +416,26 @@ def fit_key(key: str, level: str, family: str, rows: Sequence[Row], seed: int = 
                 km.energy_form = "runtime_x_power"
             km.energy.diagnostics["cv_rmspe_runtime_x_power"] = composed
     return km
+
+
+#: Forms used outside the training range, in order of preference: they grow linearly (or
+#: as a fitted power) with the work instead of following a polynomial out of the data.
+EXTRAPOLATION_FORMS = ("linear-work", "loglinear-work")
+
+
+def _extrapolation_map(rows: Sequence[Row], family: str, y: np.ndarray, target: str,
+                       seed: int, confidence: float, chosen: _Choice) -> FittedMap | None:
+    if chosen.candidate.name in EXTRAPOLATION_FORMS:
+        return None  # the chosen map already extrapolates gracefully
+    for name in EXTRAPOLATION_FORMS:
+        choice = _choose(rows, family, y, seed, only=[name])
+        if choice is None:
+            continue
+        fmap, _ = final_map(choice.candidate, _matrix(rows, choice.candidate.features), y,
+                            target, seed, confidence)
+        fmap.diagnostics["cv_rmspe"] = choice.cv_rmspe
+        return fmap
+    return None
 
 
 def _composed_cv(maps: dict[str, tuple[FittedMap, _Choice, list[Row]]],
