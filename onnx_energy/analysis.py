@@ -21,6 +21,7 @@ from .ops.base import ZERO_BOPS, BasicOps, Cost
 from .passes.control_flow import BRANCHES, MAX_TRIPS
 from .passes.control_flow import prepare as prepare_control_flow
 from .passes.costs import buffer_names
+from .passes.memory import MemoryPlan
 from .passes.pipeline import PipelineOptions, run_pipeline
 from .passes.results import (
     ControlFlowOptions,
@@ -73,6 +74,8 @@ class NodeResult:
     lowered: Lowered | None = None
     #: If/Loop/Scan: JSON fields on their subgraphs ("branches" or "body", trips, ...).
     control: dict[str, Any] | None = None
+    #: Activation bytes live while the node runs (the memory plan, passes.memory).
+    peak_activation_bytes: int | None = None
 
     @property
     def native_dtype(self) -> str | None:
@@ -91,6 +94,7 @@ class NodeResult:
             "params": self.params,
             "bytes_read": self.bytes_read,
             "bytes_written": self.bytes_written,
+            "peak_activation_bytes": self.peak_activation_bytes,
             "bops": None if self.bops is None else self.bops.to_dict(),
             "tos": None,
             "native_dtype": None,
@@ -126,10 +130,18 @@ class Totals:
     bops: BasicOps = ZERO_BOPS
     complete: bool = True
     lowered: Lowered = field(default_factory=Lowered.zero)
+    #: Peak of the memory plan (weights apart), the node where it occurs, and whether every
+    #: activation size was known (else the peak is a lower bound).
+    peak_activation_bytes: int | None = None
+    peak_activation_node: str | None = None
+    peak_activation_complete: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {"macs": self.macs, "flops": self.flops, "params": self.params,
                 "bytes_read": self.bytes_read, "bytes_written": self.bytes_written,
+                "peak_activation_bytes": self.peak_activation_bytes,
+                "peak_activation_node": self.peak_activation_node,
+                "peak_activation_complete": self.peak_activation_complete,
                 "bops": self.bops.to_dict(), **self.lowered.to_dict(),
                 "complete": self.complete}
 
@@ -275,6 +287,8 @@ def analyze(
     result = summarize(label, convention, inputs, graph.costs, graph.lowered, loaded.weights,
                        bindings, unbound, table=table, training=graph.training is not None,
                        loss=loss, precision=precision)
+    if graph.memory is not None:
+        attach_memory(result, graph.memory)
     if profile is not None:
         from .predict import predict
         from .profile import Profile, load_profile
@@ -283,6 +297,16 @@ def analyze(
         the_profile = profile if isinstance(profile, Profile) else load_profile(profile)
         result.prediction = predict(graph, the_profile)
     return result
+
+
+def attach_memory(result: Analysis, plan: MemoryPlan) -> None:
+    """Per-node live activation bytes and the peak of the memory plan, into ``result``."""
+    for node, live in zip(result.nodes, plan.node_bytes, strict=True):
+        node.peak_activation_bytes = live
+    t = result.totals
+    t.peak_activation_bytes = plan.peak_bytes
+    t.peak_activation_node = None if plan.peak_node is None else result.nodes[plan.peak_node].name
+    t.peak_activation_complete = plan.complete
 
 
 def control_options(branch: str | None, loop_trips: int | None) -> ControlFlowOptions:

@@ -119,8 +119,29 @@ def snapshot_json(name: str) -> str:
     return render_json(analyze(build(), **options))
 
 
+def bundled_cli_json() -> str:
+    """`onnx-energy analyze` of the bundled example, run from the repository root."""
+    import contextlib
+    import io
+    import os
+
+    from onnx_energy.cli import main
+
+    buf, cwd = io.StringIO(), os.getcwd()
+    os.chdir(HERE.parent)
+    try:
+        with contextlib.redirect_stdout(buf):
+            main(["analyze", "onnx_energy/examples/small_cnn.onnx", "--batch-size", "1",
+                  "--format", "json"])
+    finally:
+        os.chdir(cwd)
+    return buf.getvalue()
+
+
 if __name__ == "__main__":
     SNAPSHOTS.mkdir(parents=True, exist_ok=True)
     for case in cases():
         (SNAPSHOTS / f"{case}.json").write_text(snapshot_json(case) + "\n", encoding="utf-8")
         print("wrote", case)
+    (SNAPSHOTS / "bundled-cli.json").write_text(bundled_cli_json(), encoding="utf-8")
+    print("wrote bundled-cli")

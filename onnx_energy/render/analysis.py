@@ -146,11 +146,23 @@ def render_table(analysis: Analysis, top: int | None = None) -> str:
     lines.append("")
     lines.append(f"memory traffic: {si(t.bytes_read, 'B')} read, {si(t.bytes_written, 'B')} "
                  "written (tensor sizes, per inference)")
+    lines.extend(memory_lines(analysis))
     if analysis.prediction is not None:
         lines.append("")
         lines.extend(prediction_lines(analysis))
     lines.extend(gaps_summary(analysis))
     return "\n".join(lines) + "\n"
+
+
+def memory_lines(analysis: Analysis) -> list[str]:
+    """The peak of the activation memory plan (docs/memory.md)."""
+    t = analysis.totals
+    if t.peak_activation_bytes is None:
+        return []
+    bound = "" if t.peak_activation_complete else "at least "
+    where = f" at {t.peak_activation_node}" if t.peak_activation_node else ""
+    return [f"peak activation memory: {bound}{si(t.peak_activation_bytes, 'B')}{where} "
+            "(liveness plan, weights apart)"]
 
 
 def _tos_heading(analysis: Analysis) -> str:
