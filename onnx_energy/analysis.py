@@ -223,6 +223,7 @@ class Analysis:
         d["totals"].update({k: totals[k] for k in ("runtime_s", "power_w", "energy_j",
                                                      "runtime_s_interval",
                                                      "energy_j_interval")})
+        d["totals"].update(pred.totals.detail or {})
         d["profile"] = pred.profile
         d["prediction"] = {"kernels": totals["kernels"],
                            "fallback_kernels": totals["fallback_kernels"],
@@ -258,8 +259,9 @@ def analyze(
     ``transistor_table`` is a JSON file merged over the default table (docs/basic_ops.md).
     ``branch`` (``then``/``else``) picks the If branch counted (default: the costlier);
     ``loop_trips`` is the trip count of Loops (and Scans) whose count is not a constant.
-    ``profile`` (a path, or a loaded `Profile`) adds predicted runtime, power and energy
-    per node and in totals (`predict.predict`).
+    ``profile`` (a path, or a loaded `Profile`) predicts runtime, power and energy per node
+    and in totals (`predict.predict`); None uses the built-in theoretical profile
+    (`theoretical`: energy at published 45 nm per-operation energies, no runtime).
     ``progress`` is called with a short message as each pass starts.
     """
     say = progress or (lambda _msg: None)
@@ -289,13 +291,14 @@ def analyze(
                        loss=loss, precision=precision)
     if graph.memory is not None:
         attach_memory(result, graph.memory)
-    if profile is not None:
-        from .predict import predict
-        from .profile import Profile, load_profile
+    from .predict import predict
+    from .profile import Profile, load_profile
+    from .profile_store import default_profile
 
-        say("predicting")
-        the_profile = profile if isinstance(profile, Profile) else load_profile(profile)
-        result.prediction = predict(graph, the_profile)
+    say("predicting")
+    the_profile = (default_profile() if profile is None else
+                   profile if isinstance(profile, Profile) else load_profile(profile))
+    result.prediction = predict(graph, the_profile)
     return result
 
 

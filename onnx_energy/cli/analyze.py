@@ -41,9 +41,10 @@ from .options import ProgressLine, dim_options, format_option, model_argument
               metavar="N", help="Trip count of Loops (and Scans) whose count is not a constant; "
                                 "without it they are reported unresolved.")
 @click.option("--profile", "profile_ref", default=None, metavar="PROFILE",
-              help="Hardware profile (a .json path, or a name in the user profile directory; "
-                   "see 'onnx-energy profiles list'): adds predicted runtime, power and energy "
-                   "per node and in totals, with intervals.")
+              help="Hardware profile (a .json path, a name in the user profile directory, or "
+                   "'theoretical'; see 'onnx-energy profiles list'): predicted runtime, power "
+                   "and energy per node and in totals, with intervals. Default: the built-in "
+                   "theoretical (45 nm) profile, energy only.")
 def analyze_command(model: str, dims: dict[str, int], batch_size: int | None, convention: str,
                     fmt: str, top: int | None, strict: bool, precision: str, phase: str,
                     loss: str, transistor_table: str | None, branch: str | None,
@@ -53,10 +54,9 @@ def analyze_command(model: str, dims: dict[str, int], batch_size: int | None, co
     # Large graphs take seconds: say what is running, on a terminal only (pipes stay clean).
     profile = None
     if profile_ref is not None:
-        from ..profile import load_profile
-        from ..profile_store import resolve_profile
+        from ..profile_store import open_profile
 
-        profile = load_profile(resolve_profile(profile_ref))
+        profile = open_profile(profile_ref)
     line = ProgressLine("analyzing", tty_only=True, after_s=0.5)
     try:
         result = analyze(model, dims=dims, batch_size=batch_size, convention=convention,

@@ -26,11 +26,13 @@ def prediction_lines(analysis: Analysis) -> list[str]:
     if pred is None:
         return []
     p, t = pred.profile, pred.totals
+    if p.get("kind") == "theoretical":
+        return theoretical_lines(analysis)
     conf = f"{(p.get('confidence') or 0.9) * 100:.0f}%"
     match = "" if p.get("fingerprint_match") else "  (measured on another machine)"
     lines = [f"predicted with profile {p['name']} ({p['kind']}, {p.get('provider') or '?'}, "
              f"{p.get('threads') or '?'} thread(s), sensor {p.get('sensor')}){match}"]
-    lo, hi = t.runtime_s_interval
+    lo, hi = t.runtime_s_interval or (None, None)
     lines.append(f"  runtime  {si(t.runtime_s, 's', sig=4)}{_interval(lo, hi, 's')} per "
                  f"inference ({conf} interval; {t.kernels} kernels, session overhead "
                  f"{si(t.session_overhead_s, 's', sig=3)})")
@@ -63,6 +65,41 @@ def prediction_lines(analysis: Analysis) -> list[str]:
     return lines
 
 
+def theoretical_lines(analysis: Analysis) -> list[str]:
+    """Energy of the theoretical profile: total, its SRAM…DRAM range, the compute/memory
+    split and each op type's share."""
+    pred = analysis.prediction
+    assert pred is not None
+    p, t = pred.profile, pred.totals
+    detail = t.detail or {}
+    lines = [f"energy, {p.get('label') or 'theoretical'}: per-operation energies of Horowitz, "
+             "ISSCC 2014; no runtime"]
+    if t.energy_j is None:
+        return [*lines, "  energy   not predicted: no node has a known cost (see below)"]
+    e_lo, e_hi = t.energy_j_interval or (None, None)
+    lower = "" if analysis.totals.complete else " (lower bound: some nodes not counted)"
+    lines.append(f"  energy   {si(t.energy_j, 'J', sig=4)} per inference{lower}: compute "
+                 f"{si(detail.get('energy_compute_j'), 'J', sig=3)}, memory "
+                 f"{si(detail.get('energy_memory_j'), 'J', sig=3)}")
+    lines.append(f"  range    {si(e_lo, 'J', sig=3)} (all data in SRAM) … {si(e_hi, 'J', sig=3)}"
+                 " (all data from DRAM)")
+    shares: dict[str, float] = {}
+    for n, np_ in zip(analysis.nodes, pred.nodes, strict=True):
+        if np_.energy_j:
+            shares[n.op_type] = shares.get(n.op_type, 0.0) + np_.energy_j
+    total = sum(shares.values()) or 1.0
+    rows = [("op", "energy", "share")]
+    for op, energy in sorted(shares.items(), key=lambda kv: -kv[1])[:12]:
+        rows.append((op, si(energy, "J", sig=3), f"{energy / total * 100:.1f}%"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        lines.append("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                                      for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+    for w in pred.warnings:
+        lines.append(f"  note: {w}")
+    return lines
+
+
 def _map_cells(km: KeyModels) -> tuple[str, ...]:
     rt = km.runtime
     d = rt.diagnostics if rt is not None else {}
@@ -78,8 +115,37 @@ def _pct(v: Any) -> str:
     return "-" if v is None else f"{v * 100:.1f}%"
 
 
+def render_theoretical(profile: Profile) -> str:
+    """A theoretical profile: its source, memory pricing, and energy per operation."""
+    from ..theoretical import energy_table
+
+    t = energy_table(profile.theoretical or {})
+    import textwrap
+
+    lines = [f"profile   {profile.name}", f"kind      {t.label}, energy only (no runtime)",
+             *textwrap.wrap(t.citation, 98, initial_indent="source    ",
+                            subsequent_indent="          "),
+             f"memory    SRAM {t.sram_j_per_byte * 1e12:.4g} pJ/B, DRAM "
+             f"{t.dram_j_per_byte * 1e12:.4g} pJ/B; tensors over {si(t.cache_bytes, 'B')} "
+             "from DRAM", "", "energy per operation (pJ)"]
+    rows: list[Sequence[str]] = [("dtype", "add", "sub", "mul", "div", "root", "origin")]
+    for key, row in t.per_op_j.items():
+        rows.append((key, *(f"{row[op] * 1e12:.4g}" for op in ("add", "sub", "mul", "div",
+                                                               "root")),
+                     t.origin.get(key, "")))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        lines.append("  ".join(c.ljust(w) if i in (0, 6) else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip())
+    lines.append("sub = add; div and root = mul x their transistor ratio (data/transistors.json);")
+    lines.append("p = significand bits; the rules: docs/energy.md")
+    return "\n".join(lines) + "\n"
+
+
 def render_profile(profile: Profile, top: int | None = None) -> str:
     """What a profile holds and how good each fitted map is."""
+    if profile.theoretical is not None:
+        return render_theoretical(profile)
     lines = [f"profile   {profile.name}", f"kind      {profile.kind}",
              f"for       provider {profile.provider or '?'}, {profile.threads or '?'} "
              f"thread(s), sensor {profile.sensor}, runner {profile.runner or '?'}"]
