@@ -178,6 +178,8 @@ class Analysis:
     transistor_table: TransistorTable | None = None
     #: Runtime, power and energy from a hardware profile (``analyze(..., profile=...)``).
     prediction: Prediction | None = None
+    #: gCO2-eq per inference (`carbon.CarbonIntensity.report`), when an intensity is given.
+    carbon: dict[str, Any] | None = None
 
     def tos_column(self, lowered: Lowered | None, phase: str = "total") -> int | None:
         """TOs of ``lowered`` in the ``precision`` column, for ``phase`` (forward, backward,
@@ -225,6 +227,8 @@ class Analysis:
                                                      "energy_j_interval")})
         d["totals"].update(pred.totals.detail or {})
         d["profile"] = pred.profile
+        if self.carbon is not None:
+            d["carbon"] = self.carbon
         d["prediction"] = {"kernels": totals["kernels"],
                            "fallback_kernels": totals["fallback_kernels"],
                            "extrapolated_kernels": totals["extrapolated_kernels"],

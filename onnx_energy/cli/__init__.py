@@ -21,6 +21,7 @@ COMMANDS = {
     "analyze": "onnx_energy.cli.analyze:analyze_command",
     "calibrate": "onnx_energy.cli.calibrate:calibrate_command",
     "check": "onnx_energy.cli.check:check_command",
+    "compare": "onnx_energy.cli.compare:compare_command",
     "measure": "onnx_energy.cli.measure:measure_command",
     "profiles": "onnx_energy.cli.profiles:profiles_command",
 }

@@ -10,7 +10,7 @@ from ..passes.control_flow import BRANCHES, MAX_TRIPS
 from ..passes.training import LOSSES, PHASES
 from ..passes.transistors import PRECISIONS
 from ..render.analysis import RENDERERS, gaps_summary
-from .options import ProgressLine, dim_options, format_option, model_argument
+from .options import ProgressLine, carbon_options, dim_options, format_option, model_argument
 
 
 @click.command("analyze")
@@ -45,10 +45,12 @@ from .options import ProgressLine, dim_options, format_option, model_argument
                    "'theoretical'; see 'onnx-energy profiles list'): predicted runtime, power "
                    "and energy per node and in totals, with intervals. Default: the built-in "
                    "theoretical (45 nm) profile, energy only.")
+@carbon_options
 def analyze_command(model: str, dims: dict[str, int], batch_size: int | None, convention: str,
                     fmt: str, top: int | None, strict: bool, precision: str, phase: str,
                     loss: str, transistor_table: str | None, branch: str | None,
-                    loop_trips: int | None, profile_ref: str | None) -> None:
+                    loop_trips: int | None, profile_ref: str | None,
+                    carbon_intensity: float | None, country: str | None) -> None:
     """Count MACs, FLOPs, parameters, bytes, basic and transistor operations of every node of
     MODEL (weights are never read)."""
     # Large graphs take seconds: say what is running, on a terminal only (pipes stay clean).
@@ -57,6 +59,9 @@ def analyze_command(model: str, dims: dict[str, int], batch_size: int | None, co
         from ..profile_store import open_profile
 
         profile = open_profile(profile_ref)
+    from ..carbon import resolve_intensity
+
+    intensity = resolve_intensity(carbon_intensity, country)
     line = ProgressLine("analyzing", tty_only=True, after_s=0.5)
     try:
         result = analyze(model, dims=dims, batch_size=batch_size, convention=convention,
@@ -65,6 +70,9 @@ def analyze_command(model: str, dims: dict[str, int], batch_size: int | None, co
                          loop_trips=loop_trips, profile=profile, progress=line)
     finally:
         line.clear()
+    if intensity is not None and result.prediction is not None:
+        t = result.prediction.totals
+        result.carbon = intensity.report(t.energy_j, t.energy_j_interval)
     click.echo(RENDERERS[fmt](result, top=top), nl=False)
     if fmt != "table":
         for gap in gaps_summary(result):

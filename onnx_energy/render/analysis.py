@@ -11,7 +11,7 @@ from ..gcpause import gc_paused
 from ..ops.registry import BOP_NAMES
 from ..passes.results import Status
 from .json import dumps
-from .prediction import prediction_lines
+from .prediction import carbon_lines, prediction_lines
 from .units import si
 
 
@@ -150,6 +150,7 @@ def render_table(analysis: Analysis, top: int | None = None) -> str:
     if analysis.prediction is not None:
         lines.append("")
         lines.extend(prediction_lines(analysis))
+    lines.extend(carbon_lines(analysis.carbon))
     lines.extend(gaps_summary(analysis))
     return "\n".join(lines) + "\n"
 

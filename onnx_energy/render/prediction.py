@@ -100,6 +100,27 @@ def theoretical_lines(analysis: Analysis) -> list[str]:
     return lines
 
 
+def carbon_lines(carbon: dict[str, Any] | None) -> list[str]:
+    """gCO2-eq per inference and per million inferences, with the intensity's source."""
+    if carbon is None:
+        return []
+    head = f"  CO2-eq   at {carbon['g_per_kwh']:.4g} g/kWh ({carbon['source']}): "
+    g = carbon.get("g_per_inference")
+    if g is None:
+        return [head + str(carbon.get("note") or "not estimated")]
+    return [head + f"{grams(g)} per inference, "
+            f"{grams(carbon['g_per_million_inferences'])} per million"]
+
+
+def grams(g: float | None) -> str:
+    """A mass of CO2-eq: ng … g, then kg and t (si() stops at the base unit)."""
+    if g is not None and g >= 1e6:
+        return f"{g / 1e6:.3g} t"
+    if g is not None and g >= 1e3:
+        return f"{g / 1e3:.3g} kg"
+    return si(g, "g", sig=3)
+
+
 def _map_cells(km: KeyModels) -> tuple[str, ...]:
     rt = km.runtime
     d = rt.diagnostics if rt is not None else {}
