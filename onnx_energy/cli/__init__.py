@@ -24,6 +24,7 @@ COMMANDS = {
     "compare": "onnx_energy.cli.compare:compare_command",
     "measure": "onnx_energy.cli.measure:measure_command",
     "profiles": "onnx_energy.cli.profiles:profiles_command",
+    "scale": "onnx_energy.cli.scale:scale_command",
 }
 
 
