@@ -25,6 +25,7 @@ COMMANDS = {
     "measure": "onnx_energy.cli.measure:measure_command",
     "profiles": "onnx_energy.cli.profiles:profiles_command",
     "scale": "onnx_energy.cli.scale:scale_command",
+    "validate": "onnx_energy.cli.validate:validate_command",
 }
 
 
