@@ -263,9 +263,9 @@ def analyze(
     ``transistor_table`` is a JSON file merged over the default table (docs/basic_ops.md).
     ``branch`` (``then``/``else``) picks the If branch counted (default: the costlier);
     ``loop_trips`` is the trip count of Loops (and Scans) whose count is not a constant.
-    ``profile`` (a path, or a loaded `Profile`) predicts runtime, power and energy per node
-    and in totals (`predict.predict`); None uses the built-in theoretical profile
-    (`theoretical`: energy at published 45 nm per-operation energies, no runtime).
+    ``profile`` (a path, a profile name, or a loaded `Profile`) predicts runtime, power and
+    energy per node and in totals (`predict.predict`); None uses the built-in theoretical
+    profile (`theoretical`: energy at published 45 nm per-operation energies, no runtime).
     ``progress`` is called with a short message as each pass starts.
     """
     say = progress or (lambda _msg: None)
@@ -296,12 +296,12 @@ def analyze(
     if graph.memory is not None:
         attach_memory(result, graph.memory)
     from .predict import predict
-    from .profile import Profile, load_profile
-    from .profile_store import default_profile
+    from .profile import Profile
+    from .profile_store import default_profile, open_profile
 
     say("predicting")
     the_profile = (default_profile() if profile is None else
-                   profile if isinstance(profile, Profile) else load_profile(profile))
+                   profile if isinstance(profile, Profile) else open_profile(str(profile)))
     result.prediction = predict(graph, the_profile)
     return result
 

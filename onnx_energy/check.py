@@ -74,6 +74,8 @@ class ModelCheck:
     profile: dict[str, Any] | None
     settings: dict[str, Any] = field(default_factory=dict)
     carbon: dict[str, Any] | None = None
+    #: The prediction's warnings (another machine's profile, fallback kernels, ...).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -85,7 +87,7 @@ class ModelCheck:
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "status": self.status, "profile": self.profile,
                 "settings": self.settings, "carbon": self.carbon,
-                "budgets": [v.to_dict() for v in self.verdicts]}
+                "warnings": self.warnings, "budgets": [v.to_dict() for v in self.verdicts]}
 
 
 @dataclass
@@ -160,7 +162,8 @@ def check_model(model: str, mb: ModelBudgets, load_profile: ProfileLoader) -> Mo
     if intensity is not None and pred is not None:
         carbon = intensity.report(pred.totals.energy_j, pred.totals.energy_j_interval)
     return ModelCheck(model, verdicts, None if pred is None else pred.profile,
-                      {"confidence": confidence, **shown}, carbon)
+                      {"confidence": confidence, **shown}, carbon,
+                      [] if pred is None else list(pred.warnings))
 
 
 def judge(a: Analysis, key: str, limit: float, confidence: str, source: str,

@@ -76,6 +76,7 @@ def render_table(report: CheckReport) -> str:
                          value_text(v), v.status, margin(v)))
             if v.reason:
                 notes.append(f"{m.model} {v.budget}: {v.reason}")
+        notes += [f"{m.model}: {w}" for w in m.warnings]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         lines.append("  ".join(c.rjust(w) if i in (2, 3) else c.ljust(w)
@@ -113,6 +114,7 @@ def render_markdown(report: CheckReport) -> str:
                          f"| {_md(value_text(v))} | {_MARK[v.status]} | {margin(v)} |")
             if v.reason:
                 notes.append(f"- `{_md(m.model)}` {v.budget}: {v.reason}")
+        notes += [f"- `{_md(m.model)}`: {w}" for w in m.warnings]
     profiles = sorted({_profile(m) for m in report.models if m.verdicts})
     lines.append("")
     if profiles:
