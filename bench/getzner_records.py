@@ -24,6 +24,15 @@ Facts this converter relies on (checked against the CSVs, see DIR/NOTES.md):
 * the modules ran in PyTorch 1.11.0 on the CPU, in eval mode under torch.no_grad(), on
   torch.rand float32 inputs of the shapes used below.
 
+Where the kept repetitions of a configuration ran different numbers of passes (common in the
+activation files), the energies are the mean of the per-repetition per-pass energies while
+duration and forward_passes are plain means, so runtime_s = duration / forward_passes does not
+match energy_j (power_w comes out too high). sensor_detail["per_pass_vs_window"] measures this:
+energy_consumed * forward_passes * 0.301 kg/kWh / emissions, which is 1 when they agree
+(emissions is a window total, 0.301 the grid intensity codecarbon used). --exclude-skewed drops
+rows where it is off by more than 5 %. iterations is the mean pass count rounded (the schema
+wants an integer); the exact mean is sensor_detail["forward_passes_mean"].
+
 The whole-model file holds one row per repetition with window totals; its energies are
 divided by the forward passes named in project_name before averaging.
 """
@@ -48,9 +57,13 @@ RUNNER = {"name": "pytorch", "version": "1.11.0"}
 LAYERS = ("conv2d", "maxpool2d", "linear", "relu", "sigmoid", "tanh", "softmax")
 ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softmax": "Softmax"}
 ENERGY_COLUMN = {"cpu": "cpu_energy", "total": "energy_consumed"}
-ENERGY_DETAIL = {"cpu": "cpu_energy (RAPL)",
-                 "total": "energy_consumed (cpu_energy + gpu_energy + ram_energy)"}
+ENERGY_DETAIL = {
+    "cpu": "cpu_energy (RAPL)",
+    "total": "energy_consumed (cpu_energy + gpu_energy + ram_energy)",
+}
 ARCH_FILE = Path("data") / "architectures" / "02_architectures-raw.csv"
+GRID_KG_PER_KWH = 0.301  # the carbon intensity codecarbon applied to every row (Germany)
+SKEW_LIMIT = 0.05
 
 
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
@@ -60,8 +73,9 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
         header = next(reader)
         for number, fields in enumerate(reader):
             if len(fields) != len(header):
-                raise ValueError(f"{path}: row {number + 1} has {len(fields)} fields, "
-                                 f"header has {len(header)}")
+                raise ValueError(
+                    f"{path}: row {number + 1} has {len(fields)} fields, header has {len(header)}"
+                )
             row = dict(zip(header, fields, strict=True))
             yield (int(row[""]) if "" in row else number), row
 
@@ -83,27 +97,37 @@ def layer_spec(layer: str, row: dict[str, str]) -> dict[str, object]:
     if layer == "conv2d":
         h, k, s, p = (as_int(row[c]) for c in ("image_size", "kernel_size", "stride", "padding"))
         cin, cout = as_int(row["in_channels"]), as_int(row["out_channels"])
-        return {"op_type": "Conv", "domain": "",
-                "attrs": {"kernel_shape": [k, k], "strides": [s, s], "pads": [p, p, p, p]},
-                "inputs": [f32([b, cin, h, h]), f32([cout, cin, k, k]), f32([cout])]}
+        return {
+            "op_type": "Conv",
+            "domain": "",
+            "attrs": {"kernel_shape": [k, k], "strides": [s, s], "pads": [p, p, p, p]},
+            "inputs": [f32([b, cin, h, h]), f32([cout, cin, k, k]), f32([cout])],
+        }
     if layer == "maxpool2d":
         h, k, s, p = (as_int(row[c]) for c in ("image_size", "kernel_size", "stride", "padding"))
         c = as_int(row["in_channels"])
-        return {"op_type": "MaxPool", "domain": "",
-                "attrs": {"kernel_shape": [k, k], "strides": [s, s], "pads": [p, p, p, p]},
-                "inputs": [f32([b, c, h, h])]}
+        return {
+            "op_type": "MaxPool",
+            "domain": "",
+            "attrs": {"kernel_shape": [k, k], "strides": [s, s], "pads": [p, p, p, p]},
+            "inputs": [f32([b, c, h, h])],
+        }
     if layer == "linear":
         n_in, n_out = as_int(row["input_size"]), as_int(row["output_size"])
-        return {"op_type": "Gemm", "domain": "", "attrs": {"transB": 1},
-                "inputs": [f32([b, n_in]), f32([n_out, n_in]), f32([n_out])]}
+        return {
+            "op_type": "Gemm",
+            "domain": "",
+            "attrs": {"transB": 1},
+            "inputs": [f32([b, n_in]), f32([n_out, n_in]), f32([n_out])],
+        }
     op_type = ACTIVATIONS[layer]
     attrs: dict[str, object] = {"axis": 1} if op_type == "Softmax" else {}
-    return {"op_type": op_type, "domain": "", "attrs": attrs,
-            "inputs": [f32([b, as_int(row["input_size"])])]}
-
-
-def number(value: float) -> int | float:
-    return int(value) if float(value).is_integer() else value
+    return {
+        "op_type": op_type,
+        "domain": "",
+        "attrs": attrs,
+        "inputs": [f32([b, as_int(row["input_size"])])],
+    }
 
 
 def layer_records(data_dir: Path, layer: str, energy: str) -> Iterator[dict[str, object]]:
@@ -113,17 +137,46 @@ def layer_records(data_dir: Path, layer: str, energy: str) -> Iterator[dict[str,
         window = float(row["duration"])
         runtime = window / passes
         energy_j = float(row[ENERGY_COLUMN[energy]]) * KWH_TO_J
+        emissions = float(row["emissions"])
+        ratio = (
+            float(row["energy_consumed"]) * passes * GRID_KG_PER_KWH / emissions
+            if emissions > 0
+            else math.nan
+        )
+        detail = {
+            "mode": "machine",
+            "energy": ENERGY_DETAIL[energy],
+            "forward_passes_mean": passes,
+            "rep_no_mean": float(row["rep_no"]),
+            "per_pass_vs_window": ratio,
+            "cpu_power_w": float(row["cpu_power"]),
+        }
         yield {
-            "schema": SCHEMA, "kind": "op", "run_id": f"getzner2023/{layer}/{row_id}",
-            "window": 0, "timestamp": None, "runner": dict(RUNNER), "provider": "cpu",
-            "threads": None, "spec": layer_spec(layer, row), "model": None,
+            "schema": SCHEMA,
+            "kind": "op",
+            "run_id": f"getzner2023/{layer}/{row_id}",
+            "window": 0,
+            "timestamp": None,
+            "runner": dict(RUNNER),
+            "provider": "cpu",
+            "threads": None,
+            "spec": layer_spec(layer, row),
+            "model": None,
             "sensor": "codecarbon",
-            "sensor_detail": {"mode": "machine", "energy": ENERGY_DETAIL[energy]},
-            "estimate": False, "iterations": number(passes), "window_s": window,
-            "runtime_s": runtime, "energy_j": energy_j, "energy_dynamic_j": None,
-            "power_w": energy_j / runtime, "idle_power_w": None,
-            "hardware": {"cpu_model": CPU_MODEL, "cpu_count": as_int(row["cpu_count"]),
-                         "source": SOURCE},
+            "sensor_detail": detail,
+            "estimate": False,
+            "iterations": max(1, round(passes)),
+            "window_s": window,
+            "runtime_s": runtime,
+            "energy_j": energy_j,
+            "energy_dynamic_j": None,
+            "power_w": energy_j / runtime,
+            "idle_power_w": None,
+            "hardware": {
+                "cpu_model": CPU_MODEL,
+                "cpu_count": as_int(row["cpu_count"]),
+                "source": SOURCE,
+            },
         }
 
 
@@ -156,35 +209,72 @@ def architecture_summary(data_dir: Path, energy: str) -> list[dict[str, object]]
         e = np.asarray(group["energy"])
         t = np.asarray(group["runtime"])
         ddof = 1 if e.size > 1 else 0
-        out.append({
-            "architecture": arch, "batch_size": batch, "image_size": 224,
-            "energy_j": float(e.mean()), "energy_cv": float(e.std(ddof=ddof) / e.mean()),
-            "runtime_s": float(t.mean()), "runtime_cv": float(t.std(ddof=ddof) / t.mean()),
-            "repeats": int(e.size), "macs": group["macs"][0],
-            "first_timestamp": min(group["time"]), "energy": ENERGY_DETAIL[energy],
-            "source": SOURCE,
-        })
+        out.append(
+            {
+                "architecture": arch,
+                "batch_size": batch,
+                "image_size": 224,
+                "energy_j": float(e.mean()),
+                "energy_cv": float(e.std(ddof=ddof) / e.mean()),
+                "runtime_s": float(t.mean()),
+                "runtime_cv": float(t.std(ddof=ddof) / t.mean()),
+                "repeats": int(e.size),
+                "macs": group["macs"][0],
+                "first_timestamp": min(group["time"]),
+                "energy": ENERGY_DETAIL[energy],
+                "source": SOURCE,
+            }
+        )
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Convert the Getzner et al. (2023) energy CSVs into onnx-energy records "
-                    "(one JSON object per line) and summarise the whole-model runs.")
-    parser.add_argument("--data-dir", type=Path, required=True,
-                        help="local copy of the data set, with the repository's paths")
-    parser.add_argument("--energy", choices=sorted(ENERGY_COLUMN), default="cpu",
-                        help="cpu: RAPL cpu_energy only (default); total: codecarbon's "
-                             "energy_consumed (cpu + gpu + ram)")
-    parser.add_argument("--out", type=Path, default=Path("records.jsonl"),
-                        help="records file to write (default records.jsonl)")
-    parser.add_argument("--architectures-out", type=Path, default=None,
-                        help="also write the whole-model means as a JSON list here")
-    parser.add_argument("--layers", nargs="+", choices=LAYERS, default=list(LAYERS),
-                        help="layer files to convert (default all; missing files are skipped)")
+        "(one JSON object per line) and summarise the whole-model runs."
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        required=True,
+        help="local copy of the data set, with the repository's paths",
+    )
+    parser.add_argument(
+        "--energy",
+        choices=sorted(ENERGY_COLUMN),
+        default="cpu",
+        help="cpu: RAPL cpu_energy only (default); total: codecarbon's "
+        "energy_consumed (cpu + gpu + ram)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("records.jsonl"),
+        help="records file to write (default records.jsonl)",
+    )
+    parser.add_argument(
+        "--architectures-out",
+        type=Path,
+        default=None,
+        help="also write the whole-model means as a JSON list here",
+    )
+    parser.add_argument(
+        "--exclude-skewed",
+        action="store_true",
+        help="leave out rows whose per-pass energy and runtime disagree by more "
+        f"than {SKEW_LIMIT * 100:.0f}%% (repetitions with unequal pass counts)",
+    )
+    parser.add_argument(
+        "--layers",
+        nargs="+",
+        choices=LAYERS,
+        default=list(LAYERS),
+        help="layer files to convert (default all; missing files are skipped)",
+    )
     args = parser.parse_args(argv)
 
     counts = {}
+    skipped = 0
     with args.out.open("w") as out:
         for layer in args.layers:
             if not (args.data_dir / "estimator" / "data" / f"{layer}.csv").exists():
@@ -194,15 +284,24 @@ def main(argv: list[str] | None = None) -> int:
             for record in layer_records(args.data_dir, layer, args.energy):
                 if not all(math.isfinite(record[k]) for k in ("energy_j", "runtime_s")):
                     raise ValueError(f"non-finite value in {record['run_id']}")
+                ratio = record["sensor_detail"]["per_pass_vs_window"]
+                if args.exclude_skewed and not abs(ratio - 1) <= SKEW_LIMIT:
+                    skipped += 1
+                    continue
                 out.write(json.dumps(record, separators=(",", ":")) + "\n")
                 counts[layer] += 1
-    print(f"{args.out}: {sum(counts.values())} records "
-          + ", ".join(f"{k} {v}" for k, v in counts.items()), file=sys.stderr)
+    print(
+        f"{args.out}: {sum(counts.values())} records "
+        + ", ".join(f"{k} {v}" for k, v in counts.items())
+        + (f"; {skipped} skewed rows left out" if args.exclude_skewed else ""),
+        file=sys.stderr,
+    )
     if args.architectures_out is not None:
         summary = architecture_summary(args.data_dir, args.energy)
         args.architectures_out.write_text(json.dumps(summary, indent=1) + "\n")
-        print(f"{args.architectures_out}: {len(summary)} (architecture, batch) means",
-              file=sys.stderr)
+        print(
+            f"{args.architectures_out}: {len(summary)} (architecture, batch) means", file=sys.stderr
+        )
     return 0
 
 

@@ -19,6 +19,7 @@ from .passes.consistency import check_bindings
 from .passes.control_flow import BRANCHES, MAX_TRIPS
 from .passes.control_flow import prepare as prepare_control_flow
 from .passes.costs import buffer_names
+from .passes.memory import MemoryPlan
 from .passes.pipeline import PipelineOptions, run_pipeline
 from .passes.results import (
     ControlFlowOptions,
@@ -139,6 +140,8 @@ class NodeResult:
     control: dict[str, Any] | None = None
     backward: Work | None = None
     loss: Work | None = None
+    #: Activation bytes live while the node runs (the memory plan, passes.memory).
+    peak_activation_bytes: int | None = None
 
     @property
     def native_dtype(self) -> str | None:
@@ -157,6 +160,7 @@ class NodeResult:
             "params": self.params,
             "bytes_read": self.bytes_read,
             "bytes_written": self.bytes_written,
+            "peak_activation_bytes": self.peak_activation_bytes,
             "bops": None if self.bops is None else self.bops.to_dict(),
             "tos": None,
             "native_dtype": None,
@@ -212,10 +216,18 @@ class Totals:
     lowered: Lowered = field(default_factory=Lowered.zero)
     backward: Work | None = None
     loss: Work | None = None
+    #: Peak of the memory plan (weights apart), the node where it occurs, and whether every
+    #: activation size was known (else the peak is a lower bound).
+    peak_activation_bytes: int | None = None
+    peak_activation_node: str | None = None
+    peak_activation_complete: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         d = {"macs": self.macs, "flops": self.flops, "params": self.params,
              "bytes_read": self.bytes_read, "bytes_written": self.bytes_written,
+             "peak_activation_bytes": self.peak_activation_bytes,
+             "peak_activation_node": self.peak_activation_node,
+             "peak_activation_complete": self.peak_activation_complete,
              "bops": self.bops.to_dict(), **self.lowered.to_dict(),
              "complete": self.complete, "lower_bound": not self.complete}
         if self.backward is not None:
@@ -262,6 +274,8 @@ class Analysis:
     transistor_table: TransistorTable | None = None
     #: Runtime, power and energy from a hardware profile (``analyze(..., profile=...)``).
     prediction: Prediction | None = None
+    #: gCO2-eq per inference (`carbon.CarbonIntensity.report`), when an intensity is given.
+    carbon: dict[str, Any] | None = None
 
     def tos_column(self, lowered: Lowered | None, phase: str = "total") -> int | None:
         """TOs of ``lowered`` in the ``precision`` column, for ``phase`` (forward, backward,
@@ -308,7 +322,10 @@ class Analysis:
         d["totals"].update({k: totals[k] for k in ("runtime_s", "power_w", "energy_j",
                                                      "runtime_s_interval",
                                                      "energy_j_interval")})
+        d["totals"].update(pred.totals.detail or {})
         d["profile"] = pred.profile
+        if self.carbon is not None:
+            d["carbon"] = self.carbon
         d["prediction"] = {"kernels": totals["kernels"],
                            "fallback_kernels": totals["fallback_kernels"],
                            "extrapolated_kernels": totals["extrapolated_kernels"],
@@ -348,8 +365,9 @@ def analyze(
     ``input_shapes`` sets whole graph-input shapes by input name (``{"x": [1, 3, 48, 192]}``)
     for inputs whose dims have no names or are fixed; a hard-coded shape in the graph that
     contradicts it (or a re-batching ``batch_size``) is an error naming the node.
-    ``profile`` (a path, or a loaded `Profile`) adds predicted runtime, power and energy
-    per node and in totals (`predict.predict`).
+    ``profile`` (a path, a profile name, or a loaded `Profile`) predicts runtime, power and
+    energy per node and in totals (`predict.predict`); None uses the built-in theoretical
+    profile (`theoretical`: energy at published 45 nm per-operation energies, no runtime).
     ``default_batch``: when ``batch_size`` is not given and the only unbound input dims are
     leading (batch) dims, they are bound to this and reported in ``defaulted`` (None: never).
     ``progress`` is called with a short message as each pass starts.
@@ -387,14 +405,27 @@ def analyze(
     if batch_dims and default_batch is not None:
         result.defaulted = {"batch": default_batch}
         result.defaulted_dims = batch_dims
-    if profile is not None:
-        from .predict import predict
-        from .profile import Profile, load_profile
+    if graph.memory is not None:
+        attach_memory(result, graph.memory)
+    from .predict import predict
+    from .profile import Profile
+    from .profile_store import default_profile, open_profile
 
-        say("predicting")
-        the_profile = profile if isinstance(profile, Profile) else load_profile(profile)
-        result.prediction = predict(graph, the_profile)
+    say("predicting")
+    the_profile = (default_profile() if profile is None else
+                   profile if isinstance(profile, Profile) else open_profile(str(profile)))
+    result.prediction = predict(graph, the_profile)
     return result
+
+
+def attach_memory(result: Analysis, plan: MemoryPlan) -> None:
+    """Per-node live activation bytes and the peak of the memory plan, into ``result``."""
+    for node, live in zip(result.nodes, plan.node_bytes, strict=True):
+        node.peak_activation_bytes = live
+    t = result.totals
+    t.peak_activation_bytes = plan.peak_bytes
+    t.peak_activation_node = None if plan.peak_node is None else result.nodes[plan.peak_node].name
+    t.peak_activation_complete = plan.complete
 
 
 def control_options(branch: str | None, loop_trips: int | None) -> ControlFlowOptions:

@@ -102,6 +102,23 @@ class FitError(OnnxEnergyError):
 # ------------------------------------------------------------------------ answers to questions
 
 
+class BudgetError(OnnxEnergyError):
+    """A budget cannot be read: a bad quantity or unit, or a malformed budget table."""
+
+
+class CarbonError(OnnxEnergyError):
+    """A carbon intensity cannot be had (bad value, unknown country, codecarbon missing)."""
+
+
+class ComparisonError(OnnxEnergyError):
+    """``compare``/``scale``/``validate`` options do not fit the models (an --error for a
+    model not given, an empty or bad --dim range)."""
+
+
+class PlotError(OnnxEnergyError):
+    """``--plot`` was asked for without matplotlib (the ``plot`` extra), or cannot write."""
+
+
 class StrictModeError(OnnxEnergyError):
     """``--strict`` was given and some ops have no cost rule or unresolved shapes."""
 

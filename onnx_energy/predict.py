@@ -30,7 +30,8 @@ from .features import GroupFeatures, group_features
 from .fusion import ELIMINATED, FOLDED, Group, group_nodes
 from .machine import differences
 from .passes.results import GraphAnalysis
-from .profile import FittedMap, KeyModels, Profile
+from .profile import FittedMap, KeyModels, Profile, ProfileError
+from .theoretical import THEORETICAL, energy_table, node_energy
 
 FALLBACK = "fallback"
 
@@ -47,27 +48,31 @@ class NodePrediction:
     group: str | None
     predictor: str
     extrapolated: bool = False
+    #: Predictor-specific fields merged into the JSON (the theoretical energy's split).
+    detail: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"runtime_s": self.runtime_s, "power_w": self.power_w,
                 "energy_j": self.energy_j, "runtime_s_interval": self.runtime_s_interval,
                 "energy_j_interval": self.energy_j_interval, "group": self.group,
-                "predictor": self.predictor}
+                "predictor": self.predictor, **(self.detail or {})}
 
 
 @dataclass
 class TotalPrediction:
-    """The whole model per inference."""
+    """The whole model per inference (runtime None: the profile predicts no time)."""
 
-    runtime_s: float
+    runtime_s: float | None
     power_w: float | None
     energy_j: float | None
-    runtime_s_interval: list[float]
+    runtime_s_interval: list[float] | None
     energy_j_interval: list[float] | None
     kernels: int
     fallback_kernels: int
     extrapolated_kernels: int
     session_overhead_s: float
+    #: Predictor-specific totals (the theoretical energy's compute/memory split).
+    detail: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"runtime_s": self.runtime_s, "power_w": self.power_w,
@@ -75,7 +80,7 @@ class TotalPrediction:
                 "energy_j_interval": self.energy_j_interval, "kernels": self.kernels,
                 "fallback_kernels": self.fallback_kernels,
                 "extrapolated_kernels": self.extrapolated_kernels,
-                "session_overhead_s": self.session_overhead_s}
+                "session_overhead_s": self.session_overhead_s, **(self.detail or {})}
 
 
 @dataclass
@@ -127,6 +132,8 @@ class _Accumulator:
 
 def predict(graph: GraphAnalysis, profile: Profile) -> Prediction:
     """Per-node and total runtime (and power and energy when the profile has them)."""
+    if profile.kind == THEORETICAL:
+        return _predict_theoretical(graph, profile)
     groups = group_nodes(graph, profile.fusion)
     consumers: dict[str, int] = {}
     for c in graph.costs:
@@ -176,11 +183,62 @@ def predict(graph: GraphAnalysis, profile: Profile) -> Prediction:
 
 def profile_info(profile: Profile) -> dict[str, Any]:
     """The top-level ``profile`` block of a report."""
+    if profile.kind == THEORETICAL:  # no machine, no confidence level: a published estimate
+        table = energy_table(profile.theoretical or {})
+        return {"name": profile.name, "kind": profile.kind, "label": table.label,
+                "technology_nm": table.technology_nm, "citation": table.citation,
+                "provider": None, "threads": None, "sensor": profile.sensor,
+                "fingerprint_match": None, "fingerprint_differences": [],
+                "path": profile.path, "confidence": None}
     diff = differences(profile.hardware) if profile.hardware else []
     return {"name": profile.name, "kind": profile.kind, "provider": profile.provider,
             "threads": profile.threads, "sensor": profile.sensor,
             "fingerprint_match": not diff, "fingerprint_differences": diff,
             "path": profile.path, "confidence": profile.confidence}
+
+
+def _predict_theoretical(graph: GraphAnalysis, profile: Profile) -> Prediction:
+    """Energy of every node at published per-operation energies (`theoretical`); constant
+    subgraphs, computed once before any inference, cost nothing."""
+    if profile.theoretical is None:
+        raise ProfileError(f"profile {profile.name!r} is theoretical but has no "
+                           "'theoretical' block of energies")
+    table = energy_table(profile.theoretical)
+    folded = {i for g in group_nodes(graph, profile.fusion) if g.kind in (FOLDED, ELIMINATED)
+              for i in g.members}
+    nodes: list[NodePrediction] = []
+    energy = low = high = compute = memory = 0.0
+    priced = unknown = 0
+    for i, (c, low_i) in enumerate(zip(graph.costs, graph.lowered, strict=True)):
+        if i in folded:
+            nodes.append(NodePrediction(None, None, 0.0, None, [0.0, 0.0], None, FOLDED))
+            continue
+        bops = None if low_i is None else low_i.total
+        e = node_energy(c, bops, None if low_i is None else low_i.native_dtype, table)
+        if e.energy_j is None or e.low_j is None or e.high_j is None:
+            unknown += 1
+            nodes.append(NodePrediction(None, None, None, None, None, None, "unknown"))
+            continue
+        priced += 1
+        energy, low, high = energy + e.energy_j, low + e.low_j, high + e.high_j
+        compute += e.compute_j or 0.0
+        memory += e.memory_j or 0.0
+        nodes.append(NodePrediction(None, None, e.energy_j, None, [e.low_j, e.high_j], None,
+                                    THEORETICAL, detail=e.detail()))
+    nothing = unknown and not priced  # all unknown: no number rather than a silent zero
+    totals = TotalPrediction(
+        runtime_s=None, power_w=None, energy_j=None if nothing else energy,
+        runtime_s_interval=None, energy_j_interval=None if nothing else [low, high],
+        kernels=priced, fallback_kernels=0,
+        extrapolated_kernels=0, session_overhead_s=0.0,
+        detail={"energy_compute_j": None if nothing else compute,
+                "energy_memory_j": None if nothing else memory})
+    warnings = []
+    if unknown:
+        warnings.append(f"{unknown} node(s) have no known cost or no energy for their dtype: "
+                        + ("energy is not predicted" if nothing else
+                           "the energy leaves them out (a lower bound)"))
+    return Prediction(profile_info(profile), nodes, totals, warnings)
 
 
 def _evaluate(results: Sequence[_GroupResult], runtime_acc: _Accumulator,

@@ -233,10 +233,18 @@ class Profile:
     versions: dict[str, Any] = field(default_factory=dict)
     diagnostics: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
+    #: ``kind == "theoretical"``: published per-operation energies and the rules deriving
+    #: the rest (onnx_energy.theoretical); None for a calibrated profile.
+    theoretical: dict[str, Any] | None = None
 
     @property
     def has_energy(self) -> bool:
-        return any(k.energy_form is not None for k in self.models.values())
+        return self.theoretical is not None or any(
+            k.energy_form is not None for k in self.models.values())
+
+    @property
+    def has_runtime(self) -> bool:
+        return any(k.runtime is not None for k in self.models.values())
 
     def models_for(self, keys: Sequence[str]) -> KeyModels | None:
         """The first of ``keys`` (most specific first) with a runtime map."""
@@ -254,7 +262,8 @@ class Profile:
                 "session_overhead_j": self.session_overhead_j, "fusion": self.fusion.to_dict(),
                 "models": {k: v.to_dict() for k, v in self.models.items()},
                 "records": self.records, "versions": self.versions,
-                "diagnostics": self.diagnostics}
+                "diagnostics": self.diagnostics,
+                **({} if self.theoretical is None else {"theoretical": self.theoretical})}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], path: str | None = None) -> Profile:
@@ -273,7 +282,8 @@ class Profile:
                 session_overhead_j=d.get("session_overhead_j"),
                 created=str(d.get("created", "")), records=list(d.get("records") or []),
                 versions=dict(d.get("versions") or {}),
-                diagnostics=dict(d.get("diagnostics") or {}), path=path)
+                diagnostics=dict(d.get("diagnostics") or {}), path=path,
+                theoretical=None if d.get("theoretical") is None else dict(d["theoretical"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise ProfileError(f"{path or 'profile'}: malformed profile "
                                f"({type(exc).__name__}: {exc})") from None

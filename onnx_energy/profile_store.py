@@ -1,4 +1,7 @@
-"""Where profiles live: explicit paths, and a user profile directory searched by name.
+"""Where profiles live: the built-in profile, explicit paths, and a user profile directory.
+
+The built-in ``theoretical-45nm`` (alias ``theoretical``) ships in ``onnx_energy/data`` and
+is the default of every analysis without ``--profile``.
 
 The user directory is ``$ONNX_ENERGY_PROFILES`` when set, else the platform's config
 directory: ``$XDG_CONFIG_HOME/onnx-energy/profiles`` (default ``~/.config``) on Linux,
@@ -15,7 +18,31 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .profile import ProfileError
+from .profile import Profile, ProfileError, load_profile
+
+#: Built-in profiles by name (aliases included) -> their data file.
+DATA_DIR = Path(__file__).resolve().parent / "data"
+BUILTIN = {"theoretical-45nm": DATA_DIR / "theoretical_45nm.json"}
+ALIASES = {"theoretical": "theoretical-45nm"}
+DEFAULT_PROFILE = "theoretical-45nm"
+
+_default: Profile | None = None
+
+
+def default_profile() -> Profile:
+    """The profile of an analysis without ``--profile`` (loaded once)."""
+    global _default
+    if _default is None:
+        _default = load_profile(BUILTIN[DEFAULT_PROFILE])
+        _default.path = None  # reports name it; the install location is no part of it
+    return _default
+
+
+def open_profile(ref: str) -> Profile:
+    """``--profile REF`` loaded: a built-in name, a path, or a user profile's name."""
+    if ALIASES.get(ref, ref) == DEFAULT_PROFILE:
+        return default_profile()
+    return load_profile(resolve_profile(ref))
 
 
 def user_profile_dir() -> Path:
@@ -63,7 +90,11 @@ def list_user_profiles() -> list[ProfileEntry]:
 
 
 def resolve_profile(ref: str) -> Path:
-    """The file of ``--profile REF``: a path, or a name in the user profile directory."""
+    """The file of ``--profile REF``: a built-in name, a path, or a name in the user profile
+    directory."""
+    name = ALIASES.get(ref, ref)
+    if name in BUILTIN:
+        return BUILTIN[name]
     path = Path(ref).expanduser()
     if path.suffix == ".json" or os.sep in ref or (os.altsep and os.altsep in ref) or \
             path.exists():

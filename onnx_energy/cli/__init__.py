@@ -20,8 +20,12 @@ from ..errors import OnnxEnergyError  # noqa: E402
 COMMANDS = {
     "analyze": "onnx_energy.cli.analyze:analyze_command",
     "calibrate": "onnx_energy.cli.calibrate:calibrate_command",
+    "check": "onnx_energy.cli.check:check_command",
+    "compare": "onnx_energy.cli.compare:compare_command",
     "measure": "onnx_energy.cli.measure:measure_command",
     "profiles": "onnx_energy.cli.profiles:profiles_command",
+    "scale": "onnx_energy.cli.scale:scale_command",
+    "validate": "onnx_energy.cli.validate:validate_command",
 }
 
 

@@ -19,6 +19,7 @@ from ..render.analysis import (
 )
 from .options import (
     ProgressLine,
+    carbon_options,
     dim_options,
     format_option,
     input_shape_option,
@@ -67,15 +68,18 @@ from .options import (
               metavar="N", help="Trip count of Loops (and Scans) whose count is not a constant; "
                                 "without it they are reported unresolved.")
 @click.option("--profile", "profile_ref", default=None, metavar="PROFILE",
-              help="Hardware profile (a .json path, or a name in the user profile directory; "
-                   "see 'onnx-energy profiles list'): adds predicted runtime, power and energy "
-                   "per node and in totals, with intervals.")
+              help="Hardware profile (a .json path, a name in the user profile directory, or "
+                   "'theoretical'; see 'onnx-energy profiles list'): predicted runtime, power "
+                   "and energy per node and in totals, with intervals. Default: the built-in "
+                   "theoretical (45 nm) profile, energy only.")
+@carbon_options
 def analyze_command(model: str, dims: dict[str, int], batch_size: int | None,
                     input_shapes: dict[str, list[int]], convention: str,
                     fmt: str, top: int, node_view: str, sort: str | None, show_movement: bool,
                     strict: bool, precision: str, phase: str, loss: str,
                     transistor_table: str | None, branch: str | None,
-                    loop_trips: int | None, profile_ref: str | None) -> None:
+                    loop_trips: int | None, profile_ref: str | None,
+                    carbon_intensity: float | None, country: str | None) -> None:
     """Count MACs, FLOPs, parameters, bytes, basic and transistor operations of every node of
     MODEL (weights are never read).
 
@@ -87,10 +91,12 @@ def analyze_command(model: str, dims: dict[str, int], batch_size: int | None,
     # Large graphs take seconds: say what is running, on a terminal only (pipes stay clean).
     profile = None
     if profile_ref is not None:
-        from ..profile import load_profile
-        from ..profile_store import resolve_profile
+        from ..profile_store import open_profile
 
-        profile = load_profile(resolve_profile(profile_ref))
+        profile = open_profile(profile_ref)
+    from ..carbon import resolve_intensity
+
+    intensity = resolve_intensity(carbon_intensity, country)
     line = ProgressLine("analyzing", tty_only=True, after_s=0.5)
     try:
         result = analyze(model, dims=dims, batch_size=batch_size, convention=convention,
@@ -100,6 +106,9 @@ def analyze_command(model: str, dims: dict[str, int], batch_size: int | None,
                          progress=line)
     finally:
         line.clear()
+    if intensity is not None and result.prediction is not None:
+        t = result.prediction.totals
+        result.carbon = intensity.report(t.energy_j, t.energy_j_interval)
     options = TableOptions(top=top, nodes=node_view, sort=sort, show_movement=show_movement,
                            width=output_width())
     click.echo(RENDERERS[fmt](result, options), nl=False)

@@ -132,3 +132,23 @@ class ProgressLine:
             sys.stderr.write("\r\033[K")
             sys.stderr.flush()
             self.shown = False
+
+
+def carbon_options(fn: F) -> F:
+    """``--carbon-intensity G_PER_KWH`` and ``--country ISO3`` (codecarbon's offline data)."""
+    fn = click.option(
+        "--country", default=None, metavar="ISO3",
+        help="Grid carbon intensity of this country (ISO 3166 alpha-3, e.g. FRA) from "
+             "codecarbon's offline data (pip install 'onnx-energy[carbon]').",
+    )(fn)
+    return click.option(
+        "--carbon-intensity", type=float, default=None, metavar="G_PER_KWH",
+        help="Grid carbon intensity in gCO2-eq/kWh: adds grams of CO2-eq per inference and "
+             "per million inferences.",
+    )(fn)
+
+
+def profile_option(help_text: str) -> Callable[[F], F]:
+    """``--profile NAME|PATH`` (default: the built-in theoretical profile)."""
+    return click.option("--profile", "profile_ref", default=None, metavar="PROFILE",
+                        help=help_text)

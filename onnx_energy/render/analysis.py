@@ -31,7 +31,7 @@ from ..gcpause import gc_paused
 from ..ops.registry import BOP_NAMES
 from ..passes.results import Status, op_key
 from .json import dumps
-from .prediction import prediction_lines
+from .prediction import carbon_lines, prediction_lines
 from .table import Column, common_prefix, fit, layout, middle, name, shape
 from .units import share, si
 
@@ -428,6 +428,17 @@ def _op_label(n: NodeResult) -> str:
     return label
 
 
+def memory_lines(analysis: Analysis) -> list[str]:
+    """The peak of the activation memory plan (docs/memory.md)."""
+    t = analysis.totals
+    if t.peak_activation_bytes is None:
+        return []
+    bound = "" if t.peak_activation_complete else "at least "
+    where = f" at {t.peak_activation_node}" if t.peak_activation_node else ""
+    return [f"peak activation memory: {bound}{si(t.peak_activation_bytes, 'B', compact=True)}{where} "
+            "(liveness plan, weights apart)"]
+
+
 def _caption(analysis: Analysis) -> list[str]:
     if analysis.phase == "training":
         return [f"train = one training step: forward + backward + loss ({analysis.loss})"]
@@ -626,9 +637,13 @@ def render_table(analysis: Analysis, options: TableOptions | None = None) -> str
         read, written = (si(b, "B", compact=True) for b in (t.bytes_read, t.bytes_written))
         lines.extend(wrap(f"memory traffic: {mark}{read} read, {mark}{written} written "
                           "(tensor sizes, per inference)", width))
+    for line in memory_lines(analysis):
+        lines.extend(wrap(line, width))
     if analysis.prediction is not None:
         lines.append("")
-        lines.extend(prediction_lines(analysis))
+        lines.extend(prediction_lines(analysis, width))
+    for line in carbon_lines(analysis.carbon):
+        lines.extend(wrap(line, width))
     if len(gaps) > 1:
         lines.append("")
         lines.append("not counted:")
