@@ -435,8 +435,8 @@ def memory_lines(analysis: Analysis) -> list[str]:
         return []
     bound = "" if t.peak_activation_complete else "at least "
     where = f" at {t.peak_activation_node}" if t.peak_activation_node else ""
-    return [f"peak activation memory: {bound}{si(t.peak_activation_bytes, 'B', compact=True)}{where} "
-            "(liveness plan, weights apart)"]
+    peak = si(t.peak_activation_bytes, "B", compact=True)
+    return [f"peak activation memory: {bound}{peak}{where} (liveness plan, weights apart)"]
 
 
 def _caption(analysis: Analysis) -> list[str]:
