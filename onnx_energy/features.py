@@ -65,7 +65,8 @@ GENERIC = ("flops", "macs", "bytes", "bytes_in", "bytes_out", "params", "elems_i
            "elems_out", "nodes", "isolated")
 #: Shape parameters of the group's main node, by family.
 SHAPE_FEATURES: dict[str, tuple[str, ...]] = {
-    "conv": ("batch", "c_in", "c_out", "groups", "kernel", "stride", "hw_in", "hw_out"),
+    "conv": ("batch", "c_in", "c_out", "groups", "kernel", "stride", "hw_in", "hw_out",
+             "gemm_k", "gemm_n"),
     "conv_depthwise": ("batch", "c_in", "c_out", "kernel", "stride", "hw_in", "hw_out"),
     "conv_transpose": ("batch", "c_in", "c_out", "groups", "kernel", "stride", "hw_in",
                        "hw_out"),
@@ -191,10 +192,13 @@ def _shape_ints(family: str, m: NodeCost) -> dict[str, int]:
             kernel = math.prod(w[2:]) if w else math.prod(attrs.get("kernel_shape", [1]))
             strides = attrs.get("strides") or [1]
             c_out = out[1] if len(out) > 1 else 0
-            return {"batch": x[0], "c_in": x[1], "c_out": c_out,
-                    "groups": int(attrs.get("group", 1) or 1), "kernel": kernel,
-                    "stride": max(int(s) for s in strides), "hw_in": math.prod(x[2:]),
-                    "hw_out": math.prod(out[2:])}
+            groups = int(attrs.get("group", 1) or 1)
+            # As an im2col GEMM: M = c_out, K = c_in/groups * kernel, N = batch * hw_out.
+            return {"batch": x[0], "c_in": x[1], "c_out": c_out, "groups": groups,
+                    "kernel": kernel, "stride": max(int(s) for s in strides),
+                    "hw_in": math.prod(x[2:]), "hw_out": math.prod(out[2:]),
+                    "gemm_k": x[1] // max(groups, 1) * kernel,
+                    "gemm_n": x[0] * math.prod(out[2:])}
         if family == "gemm" and len(shapes) > 1 and shapes[0] and shapes[1] and out:
             a, b = shapes[0], shapes[1]
             if m.node.op_type in ("Gemm", "FusedGemm", "QGemm") and len(a) == 2 and len(b) == 2:

@@ -107,7 +107,7 @@ class FittedMap:
             grad = phi * y[:, None]  # dy/dcoef
             resid_rel = np.full(len(y), math.expm1(self.sigma2))
         else:
-            y = yt
+            y = np.maximum(yt, 0.0)  # a linear map can cross zero outside its data
             var = mean_var + self.sigma2 * y ** 2
             half = self.t_quantile * np.sqrt(np.maximum(var, 0.0))
             lo, hi = np.maximum(y - half, 0.0), y + half
@@ -182,6 +182,8 @@ class KeyModels:
     #: linear one in work and bytes (time and energy scale with the work), because the
     #: polynomials that fit best inside the data can run away outside it.
     extrapolation: dict[str, FittedMap] = field(default_factory=dict)
+    #: Identity of the rows fitted (fitting only: keys with the same rows share maps).
+    rows_id: str = field(default="", compare=False, repr=False)
 
     def map_for(self, target: str, outside: bool) -> FittedMap | None:
         """The map for ``target``: the extrapolation map for points outside the range."""

@@ -26,6 +26,7 @@ excluded and counted in the diagnostics.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import math
@@ -70,6 +71,9 @@ class Candidate:
     degree: int = 1
     interaction_only: bool = False
     lasso: bool = False
+    #: Non-negative coefficients on uncentred features (a fixed cost plus costs that grow
+    #: with the work): never negative, and linear in the work outside the data.
+    nonneg: bool = False
 
 
 def candidates(family: str, varying: set[str]) -> list[Candidate]:
@@ -92,6 +96,8 @@ def candidates(family: str, varying: set[str]) -> list[Candidate]:
 
     out = [Candidate("linear-macs", "relative", work_feats[:1], (False,)),
            Candidate("linear-work", "relative", base, tuple(False for _ in base)),
+           Candidate("linear-nonneg", "relative", work_feats, tuple(False for _ in work_feats),
+                     nonneg=True),
            Candidate("loglinear-work", "log", base, logs(base)),
            Candidate("poly2-work", "log", base, logs(base), degree=2)]
     if shape:
@@ -178,7 +184,7 @@ def _select_terms(c: Candidate, phi: np.ndarray, yt: np.ndarray, powers: np.ndar
 def _fit(c: Candidate, x: np.ndarray, y: np.ndarray, seed: int,
          terms: np.ndarray | None = None) -> _Fitted | None:
     t = _transform(x, c.log)
-    mean = t.mean(axis=0)
+    mean = np.zeros(t.shape[1]) if c.nonneg else t.mean(axis=0)
     scale = t.std(axis=0)
     scale[scale < 1e-12] = 1.0
     z = (t - mean) / scale
@@ -188,12 +194,22 @@ def _fit(c: Candidate, x: np.ndarray, y: np.ndarray, seed: int,
     else:
         yt, w = y, 1.0 / y ** 2
     phi = _design(z, powers)
-    if terms is None:
+    if terms is None and not c.nonneg:
         powers = _select_terms(c, phi, yt, powers, seed)
         phi = _design(z, powers)
     if len(y) < phi.shape[1] + 3:
         return None
     sw = np.sqrt(w)
+    if c.nonneg:
+        from scipy.optimize import nnls
+
+        coef, _ = nnls(phi * sw[:, None], yt * sw)
+        if terms is None:  # the terms NNLS kept (a zero coefficient is a dropped term)
+            keep = coef > 0
+            if not keep.any():
+                return None
+            powers, coef = powers[keep], coef[keep]
+        return _Fitted(c, mean, scale, powers, coef)
     coef, *_ = np.linalg.lstsq(phi * sw[:, None], yt * sw, rcond=None)
     return _Fitted(c, mean, scale, powers, coef)
 
@@ -213,27 +229,63 @@ def _folds(groups: Sequence[str], k: int, seed: int) -> list[np.ndarray]:
     return [np.flatnonzero(idx == f) for f in range(k)]
 
 
+def _work_blocks(work: np.ndarray, k: int) -> list[np.ndarray]:
+    """Folds of contiguous work: the smallest fifth of the rows, the next, ..., the largest
+    (rows of equal work fall in one fold)."""
+    order = np.argsort(work, kind="stable")
+    cuts = np.array_split(order, k)
+    folds = []
+    for part in cuts:
+        if len(part):
+            lo, hi = work[part].min(), work[part].max()
+            folds.append(np.flatnonzero((work >= lo) & (work <= hi)))
+    # equal work on a cut belongs to the earlier fold only
+    seen: set[int] = set()
+    out = []
+    for f in folds:
+        f = np.asarray([i for i in f if i not in seen])
+        seen.update(f.tolist())
+        if len(f):
+            out.append(f)
+    return out
+
+
 def cross_validate(c: Candidate, x: np.ndarray, y: np.ndarray, groups: Sequence[str],
-                   seed: int = 0, k: int = 5) -> tuple[float, np.ndarray] | None:
-    """Grouped k-fold RMSPE of a candidate and its out-of-fold predictions (term selection
-    is done once on all rows, so folds refit the same terms)."""
+                   seed: int = 0, k: int = 5,
+                   work: np.ndarray | None = None) -> tuple[float, np.ndarray] | None:
+    """Cross-validated RMSPE of a candidate and its out-of-fold predictions (term selection
+    is done once on all rows, so folds refit the same terms).
+
+    Two schemes are averaged: grouped k-fold (every configuration, with its repeats, in one
+    fold) and, with ``work``, k contiguous blocks of work, where a fold predicts rows
+    smaller or larger than any it was fitted on: real models' layers sit at the edges and
+    in the sparse corners of a random sweep, and the forms that follow the data too closely
+    there are the ones this scheme catches.
+    """
     whole = _fit(c, x, y, seed)
     if whole is None:
         return None
-    folds = _folds(groups, min(k, len(set(groups))), seed)
-    if len(folds) < 2:
-        return None
-    pred = np.full(len(y), np.nan)
-    for test in folds:
-        train = np.setdiff1d(np.arange(len(y)), test)
-        f = _fit(c, x[train], y[train], seed, terms=whole.powers)
-        if f is None:
+    schemes = [_folds(groups, min(k, len(set(groups))), seed)]
+    if work is not None:
+        schemes.append(_work_blocks(work, k))
+    scores = []
+    first: np.ndarray | None = None
+    for folds in schemes:
+        if len(folds) < 2:
             return None
-        pred[test] = f.predict(x[test])
-    if not np.all(np.isfinite(pred)):
-        return None
-    score = _rmspe(pred, y)
-    return (score, pred) if math.isfinite(score) else None
+        pred = np.full(len(y), np.nan)
+        for test in folds:
+            train = np.setdiff1d(np.arange(len(y)), test)
+            f = _fit(c, x[train], y[train], seed, terms=whole.powers)
+            if f is None:
+                return None
+            pred[test] = f.predict(x[test])
+        if not np.all(np.isfinite(pred)):
+            return None
+        scores.append(_rmspe(pred, y))
+        first = pred if first is None else first
+    score = float(np.mean(scores))
+    return (score, first) if math.isfinite(score) and first is not None else None
 
 
 # ------------------------------------------------------------------------ final maps
@@ -259,13 +311,14 @@ def final_map(c: Candidate, x: np.ndarray, y: np.ndarray, target: str, seed: int
         else:
             res = sm.WLS(y, phi, weights=1.0 / y ** 2).fit()
     dof = int(res.df_resid)
+    params = fitted.coef if c.nonneg else np.asarray(res.params)
     pred = fitted.predict(x)
     ss_res = float(np.sum((pred - y) ** 2))
     ss_tot = float(np.sum((y - y.mean()) ** 2))
     fmap = FittedMap(
         target=target, transform=c.transform, features=list(c.features),
         log_features=list(c.log), mean=fitted.mean.tolist(), scale=fitted.scale.tolist(),
-        powers=fitted.powers.tolist(), coef=np.asarray(res.params).tolist(),
+        powers=fitted.powers.tolist(), coef=np.asarray(params).tolist(),
         cov=np.asarray(res.cov_params()).tolist(), sigma2=float(res.scale), dof=dof,
         t_quantile=float(stats.t.ppf(0.5 + confidence / 2, max(dof, 1))),
         low=t.min(axis=0).tolist(), high=t.max(axis=0).tolist(), candidate=c.name,
@@ -288,11 +341,11 @@ def sklearn_pipeline(c: Candidate, fitted: _Fitted, x: np.ndarray, y: np.ndarray
     columns = [j for j, r in enumerate(full.tolist()) if tuple(r) in rows]
     pipe = Pipeline([
         ("log", FunctionTransformer(_transform, kw_args={"logs": list(c.log)})),
-        ("scale", StandardScaler()),
+        ("scale", StandardScaler(with_mean=not c.nonneg)),
         ("poly", PolynomialFeatures(degree=c.degree, interaction_only=c.interaction_only,
                                     include_bias=True)),
         ("terms", FunctionTransformer(lambda phi, cols=columns: phi[:, cols])),
-        ("linear", LinearRegression(fit_intercept=False)),
+        ("linear", LinearRegression(fit_intercept=False, positive=c.nonneg)),
     ])
     if c.transform == "log":
         pipe.fit(x, np.log(y))
@@ -346,13 +399,17 @@ def _choose(rows: Sequence[Row], family: str, y: np.ndarray, seed: int,
              *(f for f in GENERIC if f not in ("macs", "flops", "bytes")))
     varying = _informative(rows, list(dict.fromkeys(names)))
     groups = [r.config for r in rows]
+    work_name = "macs" if family in MAC_FAMILIES and "macs" in varying else "flops"
+    if work_name not in varying:
+        work_name = "bytes"
+    work = np.log1p(_matrix(rows, [work_name])[:, 0])
     best: _Choice | None = None
     scores: dict[str, float] = {}
     for c in candidates(family, varying):
         if only is not None and c.name not in only:
             continue
         x = _matrix(rows, c.features)
-        got = cross_validate(c, x, y, groups, seed)
+        got = cross_validate(c, x, y, groups, seed, work=work)
         if got is None:
             continue
         score, oof = got
@@ -418,9 +475,10 @@ def fit_key(key: str, level: str, family: str, rows: Sequence[Row], seed: int = 
     return km
 
 
-#: Forms used outside the training range, in order of preference: they grow linearly (or
-#: as a fitted power) with the work instead of following a polynomial out of the data.
-EXTRAPOLATION_FORMS = ("linear-work", "loglinear-work")
+#: Forms used outside the training range, in order of preference: a fixed cost plus
+#: non-negative costs linear in the work (never negative, growing with the work instead of
+#: following a polynomial out of the data), else a power law.
+EXTRAPOLATION_FORMS = ("linear-nonneg", "loglinear-work")
 
 
 def _extrapolation_map(rows: Sequence[Row], family: str, y: np.ndarray, target: str,
@@ -520,8 +578,13 @@ def fit_profile(record_paths: Sequence[str | os.PathLike[str]], *,
             + [(f, "family", f, rs) for f, rs in sorted(by_family.items())
                if len(rs) >= MIN_ROWS and f not in by_kernel])
     for i, (key, level, family, rs) in enumerate(plan):
+        twin = _same_rows(models, rs)
+        if twin is not None:  # a family of one kernel: the same rows give the same maps
+            models[key] = dataclasses.replace(twin, key=key, level=level)
+            continue
         say(f"fitting {key} ({len(rs)} rows, {i + 1}/{len(plan) + 1})")
         km = fit_key(key, level, family, rs, seed, confidence, only)
+        km.rows_id = _rows_id(rs)
         if km.runtime is not None:
             models[key] = km
     say(f"fitting the generic fallback ({len(usable)} rows)")
@@ -554,6 +617,15 @@ def fit_profile(record_paths: Sequence[str | os.PathLike[str]], *,
                      "rows_by_family": dict(Counter(r.features.family  # type: ignore[union-attr]
                                                     for r in usable)),
                      "rows_by_kind": dict(Counter(r.kind for r in usable))})
+
+
+def _rows_id(rows: Sequence[Row]) -> str:
+    return hashlib.sha256("|".join(sorted(r.config + r.kind for r in rows)).encode()).hexdigest()
+
+
+def _same_rows(models: dict[str, KeyModels], rows: Sequence[Row]) -> KeyModels | None:
+    ident = _rows_id(rows)
+    return next((km for km in models.values() if km.rows_id == ident), None)
 
 
 def _select(records: list[dict[str, Any]], provider: str | None,
