@@ -438,7 +438,31 @@ def _target_rows(rows: Sequence[Row], target: str) -> tuple[list[Row], Counter[s
             dropped[f"CV above {MAX_CV:.0%}"] += 1
         else:
             keep.append(r)
+    if target != "runtime_s" and len(keep) >= MIN_ROWS:
+        keep, implausible = _plausible_power(keep)
+        if implausible:
+            dropped["implausible power (far from the others')"] += implausible
     return keep, dropped
+
+
+#: A row's power (energy / runtime) more than this factor from the median of its key's
+#: rows, and more than 5 robust standard deviations, is a failed reading (a RAPL glitch,
+#: repetitions of unequal length averaged inconsistently), not a property of the op.
+POWER_FACTOR = 1.5
+
+
+def _plausible_power(rows: list[Row]) -> tuple[list[Row], int]:
+    logs = np.asarray([math.log(r.energy_j / r.runtime_s)
+                       if r.energy_j and r.runtime_s else math.nan for r in rows])
+    known = logs[np.isfinite(logs)]
+    if len(known) < MIN_ROWS:
+        return rows, 0
+    center = float(np.median(known))
+    spread = 1.4826 * float(np.median(np.abs(known - center)))
+    limit = max(5 * spread, math.log(POWER_FACTOR))
+    keep = [r for r, lp in zip(rows, logs, strict=True)
+            if not math.isfinite(lp) or abs(lp - center) <= limit]
+    return keep, len(rows) - len(keep)
 
 
 def fit_key(key: str, level: str, family: str, rows: Sequence[Row], seed: int = 0,
