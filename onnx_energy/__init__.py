@@ -11,9 +11,11 @@ if TYPE_CHECKING:
     from .graph import TensorInfo
     from .measure.measurement import measure
     from .measure.meter import EnergyMeter, measure_energy
+    from .profile import Profile
+    from .profile_store import load_profile
 
-__all__ = ["Analysis", "EnergyMeter", "NodeResult", "OnnxEnergyError", "TensorInfo", "analyze",
-           "measure", "measure_energy"]
+__all__ = ["Analysis", "EnergyMeter", "NodeResult", "OnnxEnergyError", "Profile", "TensorInfo",
+           "analyze", "load_profile", "measure", "measure_energy"]
 __version__ = "0.1.0"
 
 # The public API, imported on first use: the CLI must be able to configure the process (see
@@ -28,6 +30,8 @@ _EXPORTS = {
     "measure_energy": ".measure.meter",
     "OnnxEnergyError": ".errors",
     "TensorInfo": ".graph",
+    "Profile": ".profile",
+    "load_profile": ".profile_store",
 }
 
 

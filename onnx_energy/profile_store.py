@@ -18,7 +18,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .profile import Profile, ProfileError, load_profile
+from .profile import Profile, ProfileError
+from .profile import load_profile as read_profile_file
 
 #: Built-in profiles by name (aliases included) -> their data file.
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -33,7 +34,7 @@ def default_profile() -> Profile:
     """The profile of an analysis without ``--profile`` (loaded once)."""
     global _default
     if _default is None:
-        _default = load_profile(BUILTIN[DEFAULT_PROFILE])
+        _default = read_profile_file(BUILTIN[DEFAULT_PROFILE])
         _default.path = None  # reports name it; the install location is no part of it
     return _default
 
@@ -42,7 +43,13 @@ def open_profile(ref: str) -> Profile:
     """``--profile REF`` loaded: a built-in name, a path, or a user profile's name."""
     if ALIASES.get(ref, ref) == DEFAULT_PROFILE:
         return default_profile()
-    return load_profile(resolve_profile(ref))
+    return read_profile_file(resolve_profile(ref))
+
+
+def load_profile(ref: str | os.PathLike[str]) -> Profile:
+    """A profile by path or by name (``onnx_energy.load_profile``): a built-in name such as
+    ``theoretical``, a profile file, or a profile in the user profile directory."""
+    return open_profile(os.fspath(ref))
 
 
 def user_profile_dir() -> Path:

@@ -152,3 +152,16 @@ def test_bad_profile_is_one_line_error(capsys, tmp_path):
     assert code == 2 and out == "" and err.count("\n") == 1 and "not an onnx-energy profile" in err
     code, out, err = run_cli(capsys, str(mpath), "--profile", "no-such-profile-name")
     assert code == 2 and "no profile 'no-such-profile-name'" in err
+
+
+def test_load_profile_is_public_and_takes_paths_and_names(tmp_path, monkeypatch):
+    path = tmp_path / "hand.json"
+    profile(energy=True).save(path)
+    loaded = onnx_energy.load_profile(path)
+    assert isinstance(loaded, onnx_energy.Profile) and loaded.name == "hand"
+    monkeypatch.setenv("ONNX_ENERGY_PROFILES", str(tmp_path))
+    by_name = onnx_energy.load_profile("hand")
+    a = onnx_energy.analyze(model(), profile=by_name)
+    assert a.prediction.totals.energy_j == pytest.approx(
+        40e-9 * ((1 + CONV_GROUP_FLOPS) + (1 + GEMM_FLOPS) + 1))
+    assert onnx_energy.load_profile("theoretical").kind == "theoretical"

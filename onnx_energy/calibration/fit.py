@@ -370,13 +370,14 @@ def _matrix(rows: Sequence[Row], feats: Sequence[str]) -> np.ndarray:
                        for r in rows], dtype=np.float64)
 
 
-def _informative(rows: Sequence[Row], names: Sequence[str]) -> set[str]:
-    """Features that vary across ``rows`` and are not (in raw or log form) a rescaling of
-    another one kept before them (Relu's bytes are 8 x its FLOPs: one of them is enough)."""
+def _informative(table: np.ndarray, names: Sequence[str]) -> set[str]:
+    """Features (columns of ``table``) that vary and are not, in raw or log form, a
+    rescaling of another one kept before them (Relu's bytes are 8 x its FLOPs: one of them
+    is enough)."""
     kept: list[str] = []
     columns: list[tuple[np.ndarray, np.ndarray]] = []
-    for f in names:
-        v = np.asarray([float(r.features.values.get(f, 0.0)) for r in rows])  # type: ignore[union-attr]
+    for j, f in enumerate(names):
+        v = table[:, j]
         if np.ptp(v) <= 0:
             continue
         lv = np.log1p(np.maximum(v, 0.0))
@@ -395,20 +396,25 @@ def _collinear(a: np.ndarray, b: np.ndarray) -> bool:
 
 def _choose(rows: Sequence[Row], family: str, y: np.ndarray, seed: int,
             only: Sequence[str] | None = None) -> _Choice | None:
-    names = ("macs", "flops", "bytes", *SHAPE_FEATURES.get(family, ("elems_out",)),
-             *(f for f in GENERIC if f not in ("macs", "flops", "bytes")))
-    varying = _informative(rows, list(dict.fromkeys(names)))
+    sample = _selection_sample(rows, seed)
+    rows, y = [rows[i] for i in sample], y[sample]
+    names = list(dict.fromkeys(
+        ("macs", "flops", "bytes", *SHAPE_FEATURES.get(family, ("elems_out",)),
+         *(f for f in GENERIC if f not in ("macs", "flops", "bytes")))))
+    table = _matrix(rows, names)
+    column = {f: i for i, f in enumerate(names)}
+    varying = _informative(table, names)
     groups = [r.config for r in rows]
     work_name = "macs" if family in MAC_FAMILIES and "macs" in varying else "flops"
     if work_name not in varying:
         work_name = "bytes"
-    work = np.log1p(_matrix(rows, [work_name])[:, 0])
+    work = np.log1p(table[:, column[work_name]])
     best: _Choice | None = None
     scores: dict[str, float] = {}
     for c in candidates(family, varying):
         if only is not None and c.name not in only:
             continue
-        x = _matrix(rows, c.features)
+        x = table[:, [column[f] for f in c.features]]
         got = cross_validate(c, x, y, groups, seed, work=work)
         if got is None:
             continue
@@ -420,6 +426,29 @@ def _choose(rows: Sequence[Row], family: str, y: np.ndarray, seed: int,
     if best is not None:
         best.scores = scores
     return best
+
+
+#: Model selection cross-validates on at most this many rows (whole configurations drawn
+#: at random); the chosen form is then fitted on all of them. Choosing among a few forms
+#: needs no more, and it keeps a fit's time bounded by the number of keys, not of records.
+SELECT_ROWS = 2000
+
+
+def _selection_sample(rows: Sequence[Row], seed: int) -> list[int]:
+    """Indices of the rows model selection uses: all, or whole configurations drawn at
+    random until there are ``SELECT_ROWS``."""
+    if len(rows) <= SELECT_ROWS:
+        return list(range(len(rows)))
+    by_config: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        by_config.setdefault(r.config, []).append(i)
+    configs = sorted(by_config)
+    picked: list[int] = []
+    for j in np.random.default_rng(seed).permutation(len(configs)):
+        if len(picked) >= SELECT_ROWS:
+            break
+        picked += by_config[configs[j]]
+    return sorted(picked)
 
 
 def _target_rows(rows: Sequence[Row], target: str) -> tuple[list[Row], Counter[str]]:
@@ -528,6 +557,7 @@ def _composed_cv(maps: dict[str, tuple[FittedMap, _Choice, list[Row]]],
     _, _, e_rows = maps["energy_j"]
     both = {id(r) for r in t_rows} & {id(r) for r in p_rows}
     rows = [r for r in e_rows if id(r) in both]
+    rows = [rows[i] for i in _selection_sample(rows, seed)]
     if len(rows) < MIN_ROWS:
         return None
     groups = [r.config for r in rows]
