@@ -579,10 +579,18 @@ def _dim_texts(graph: GraphProto) -> list[str]:
     return list(seen)
 
 
+#: dim_param texts that exporters write for "unknown" (paddle2onnx writes ``?`` for every
+#: dynamic dim): each is a dim of its own, not one name shared by all of them.
+UNKNOWN_DIM_TEXTS = frozenset({"?", "-1"})
+
+
 def _dynamic_minus_one(graph: GraphProto) -> None:
+    """Make anonymous the dims that only say "dynamic": a ``-1`` dim_value (as onnxruntime
+    reads it) and a ``?`` dim_param, so two ``?`` dims are never bound as one name."""
     for vi in _iter_value_infos(graph):
         for d in vi.type.tensor_type.shape.dim:
-            if d.HasField("dim_value") and d.dim_value == -1:
+            if (d.HasField("dim_value") and d.dim_value == -1) or (
+                    d.HasField("dim_param") and d.dim_param.strip() in UNKNOWN_DIM_TEXTS):
                 d.Clear()
 
 
