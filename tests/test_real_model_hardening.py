@@ -1,0 +1,117 @@
+"""What the models users have (PyPI-shipped, optimum, the genai builder, converters) need,
+each case a tiny hand-built graph with a hand-computed count."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+from conftest import make_model, run_cli, weights
+from onnx import TensorProto, helper
+
+import onnx_energy
+
+F = TensorProto.FLOAT
+B = TensorProto.BOOL
+
+
+def save(tmp_path, model: onnx.ModelProto, name: str = "m.onnx") -> str:
+    path = tmp_path / name
+    path.write_bytes(model.SerializeToString())
+    return str(path)
+
+
+def branch(nodes, out: str, name: str) -> onnx.GraphProto:
+    return helper.make_graph(nodes, name, [], [helper.make_tensor_value_info(out, F, None)])
+
+
+# ------------------------------------------------------------------- "?" dims (paddle2onnx)
+
+
+def test_question_mark_dims_are_each_their_own_dim(capsys, tmp_path):
+    # paddle2onnx names every dynamic dim "?": x (?, 3, ?, ?) is not one dim named "?",
+    # so --input x=1x3x2x5 sets all three, and the Relu counts 1*3*2*5 = 30 FLOPs.
+    m = make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", ["?", 3, "?", "?"], F)])
+    path = save(tmp_path, m)
+    code, out, err = run_cli(capsys, path, "--input", "x=1x3x2x5", "--format", "json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["totals"]["complete"] is True and d["totals"]["flops"] == 30
+    code, out, err = run_cli(capsys, path)
+    assert code == 0
+    assert "--input x=Nx3xNxN" in out + err and "?=N" not in out + err
+
+
+# ------------------------------------------------------------------------------------ If
+
+
+def nested_if_model() -> onnx.ModelProto:
+    # Outer If on an input (unknown). Its then branch holds an If on a constant true: x @ A
+    # (2x3 @ 3x4 = 24 MACs). Its else branch: x @ Bm (2x3 @ 3x5 = 30 MACs).
+    inner = helper.make_node(
+        "If", ["yes"], ["t"],
+        then_branch=branch([helper.make_node("MatMul", ["x", "A"], ["ti"])], "ti", "ti"),
+        else_branch=branch([helper.make_node("Relu", ["x"], ["te"])], "te", "te"))
+    outer = helper.make_node(
+        "If", ["c"], ["y"], then_branch=branch([inner], "t", "then"),
+        else_branch=branch([helper.make_node("MatMul", ["x", "Bm"], ["e"])], "e", "else"))
+    yes = helper.make_node("Constant", [], ["yes"], value=helper.make_tensor("v", B, [], [1]))
+    return make_model([yes, outer], [("x", [2, 3], F), ("c", [], B)], [("y", None, F)],
+                      initializers={"A": weights(3, 4), "Bm": weights(3, 5)})
+
+
+def test_branch_option_leaves_nested_known_conditions_complete():
+    # --branch then picks the outer then branch; the inner If's condition is known (true),
+    # so --branch does not apply to it and is no gap: complete, 24 MACs.
+    a = onnx_energy.analyze(nested_if_model(), branch="then")
+    assert a.totals.complete and a.totals.macs == 24
+    a = onnx_energy.analyze(nested_if_model(), branch="else")
+    assert a.totals.complete and a.totals.macs == 30
+
+
+def test_a_branch_that_cannot_run_with_the_shapes_is_not_counted():
+    # Unknown condition. The else branch (the costlier by far: an LSTM) feeds the LSTM a
+    # rank-4 tensor, which onnxruntime refuses: only the then branch can run, so it counts
+    # (x @ A: 24 MACs), complete, and the report says why.
+    lstm = helper.make_node("LSTM", ["x4", "W", "R"], ["ly"], hidden_size=2)
+    other = branch([helper.make_node("Unsqueeze", ["x", "axes"], ["x4"]), lstm], "ly", "else")
+    then = branch([helper.make_node("MatMul", ["x", "A"], ["t"])], "t", "then")
+    nodes = [helper.make_node("If", ["c"], ["y"], then_branch=then, else_branch=other)]
+    m = make_model(nodes, [("x", [2, 3], F), ("c", [], B)], [("y", None, F)],
+                   initializers={"A": weights(3, 4), "W": weights(1, 8, 3),
+                                 "R": weights(1, 8, 2), "axes": np.array([0, 1], np.int64)})
+    a = onnx_energy.analyze(m)
+    assert a.totals.complete and a.totals.macs == 24
+    node = a.to_dict()["nodes"][0]
+    assert node["branch"] == "then" and node["cond"] is None
+    assert node["branch_reason"] == "the else branch cannot run with these shapes"
+    # --branch still overrides it (the user's choice): the LSTM is then unresolved.
+    assert not onnx_energy.analyze(m, branch="else").totals.complete
+
+
+# ------------------------------------------------------------------ float16 converter types
+
+
+def test_cast_declared_float16_but_casting_to_float32_still_infers():
+    # onnxconverter-common leaves Cast(to=float32) with its output declared float16, then a
+    # Div by a float16 constant: the types disagree (onnxruntime refuses the file), the
+    # shapes do not. Div on (4, 6) counts 24 div, and the MatMul after it 4*6*5 = 120 MACs.
+    H = TensorProto.FLOAT16
+    nodes = [helper.make_node("Abs", ["x"], ["a"]),
+             helper.make_node("Cast", ["a"], ["c"], to=F),
+             helper.make_node("Div", ["c", "k"], ["d"]),
+             helper.make_node("MatMul", ["d", "w"], ["y"])]
+    g = helper.make_graph(
+        nodes, "fp16", [helper.make_tensor_value_info("x", H, ["n", 6])],
+        [helper.make_tensor_value_info("y", H, None)],
+        [helper.make_tensor("k", H, [], [2.0]),
+         helper.make_tensor("w", H, [6, 5], [0.5] * 30)],
+        value_info=[helper.make_tensor_value_info("c", H, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    a = onnx_energy.analyze(m, dims={"n": 4})
+    assert a.totals.complete
+    assert a.totals.macs == 120
+    div = next(n for n in a.nodes if n.op_type == "Div")
+    assert div.outputs[0].shape == (4, 6) and div.bops.div == 24
