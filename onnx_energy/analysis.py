@@ -15,7 +15,7 @@ from .errors import BindingError
 from .gcpause import gc_paused
 from .graph import TensorInfo, bind_default_batch, bind_dims, load_model
 from .ops.base import ZERO_BOPS, BasicOps, Cost
-from .passes.consistency import check_bindings
+from .passes.consistency import check_bindings, implied_dims
 from .passes.control_flow import BRANCHES, MAX_TRIPS
 from .passes.control_flow import prepare as prepare_control_flow
 from .passes.costs import buffer_names
@@ -392,6 +392,15 @@ def analyze(
     extra = () if precision in ALWAYS_COLUMNS else (precision,)
     graph = run_pipeline(loaded, PipelineOptions(control=control, table=table,
                                                  extra_tos=extra, phase=phase, loss=loss))
+    implied = implied_dims(loaded, graph.shaped)
+    if implied:
+        # Dims the graph fixes (a KV cache's head size named on its own): bound, analysed again.
+        say(f"binding what the graph implies: {', '.join(f'{k}={v}' for k, v in implied.items())}")
+        loaded = load_model(model)
+        prepare_control_flow(loaded)
+        bindings = bind_dims(loaded, {**(dims or {}), **implied}, batch_size, input_shapes)
+        graph = run_pipeline(loaded, PipelineOptions(control=control, table=table,
+                                                     extra_tos=extra, phase=phase, loss=loss))
     label = str(loaded.path) if loaded.path is not None else (loaded.proto.graph.name or "model")
     inputs = [graph.shaped.tensors.get(n) or TensorInfo(n, None, "")
               for n in loaded.input_names]

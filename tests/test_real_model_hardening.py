@@ -115,3 +115,47 @@ def test_cast_declared_float16_but_casting_to_float32_still_infers():
     assert a.totals.macs == 120
     div = next(n for n in a.nodes if n.op_type == "Div")
     assert div.outputs[0].shape == (4, 6) and div.bops.div == 24
+
+
+# ---------------------------------------------------------- dims the graph implies (genai)
+
+
+def genai_gqa_model() -> onnx.ModelProto:
+    # onnxruntime-genai's builder: packed QKV from one MatMul (x (1, S, 8) @ W (8, 16): two
+    # query heads and one K/V head of size 4) and a KV cache whose head size is the name
+    # "kv_cache_dim", declared on the present outputs too.
+    I32, I64 = TensorProto.INT32, TensorProto.INT64
+    nodes = [
+        helper.make_node("MatMul", ["x", "W"], ["qkv"]),
+        helper.make_node("Shape", ["mask"], ["ms"]),
+        helper.make_node("Gather", ["ms", "one"], ["t64"], axis=0),
+        helper.make_node("Cast", ["t64"], ["total"], to=I32),
+        helper.make_node("GroupQueryAttention", ["qkv", "", "", "pk", "pv", "seqlens", "total"],
+                         ["o", "present_k", "present_v"], domain="com.microsoft",
+                         num_heads=2, kv_num_heads=1),
+    ]
+    cache = [1, 1, "past_sequence_length", "kv_cache_dim"]
+    present = [1, 1, "total_sequence_length", "kv_cache_dim"]
+    return make_model(nodes, [
+        ("x", [1, "sequence_length", 8], F), ("pk", cache, F), ("pv", cache, F),
+        ("seqlens", [1], I32), ("mask", [1, "total_sequence_length"], I64)],
+        [("o", None, F), ("present_k", present, F), ("present_v", present, F)],
+        initializers={"W": weights(8, 16), "one": np.array(1, np.int64)},
+        extra_opsets={"com.microsoft": 1})
+
+
+def test_kv_cache_head_size_named_on_its_own_is_taken_from_the_graph(capsys, tmp_path):
+    # A decode step: 1 new token after 5 cached, total 6. QKV MatMul 1*8*16 = 128 MACs; GQA
+    # scores and context 2 heads * 1 query * 6 keys * 4 * 2 = 96: 224, complete, with
+    # kv_cache_dim bound to the head size 4 that the packed QKV width implies.
+    path = save(tmp_path, genai_gqa_model())
+    code, out, err = run_cli(capsys, path, "--dim", "sequence_length=1", "--dim",
+                             "past_sequence_length=5", "--dim", "total_sequence_length=6",
+                             "--format", "json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["totals"]["complete"] is True, d["unresolved"]
+    assert d["totals"]["macs"] == 224
+    assert d["bindings"]["kv_cache_dim"] == 4
+    gqa = next(n for n in d["nodes"] if n["op_type"] == "GroupQueryAttention")
+    assert gqa["outputs"][1]["shape"] == [1, 1, 6, 4]

@@ -17,6 +17,7 @@ import shlex
 
 import numpy as np
 
+from .. import dimexpr
 from ..errors import BindingError
 from ..graph import LoadedModel, Node, shape_text
 from ..ops.helpers import MS
@@ -33,6 +34,35 @@ def check_bindings(model: LoadedModel, shaped: ShapedGraph) -> None:
             _check_reshape(model, shaped, node, constants)
         elif node.domain == MS and node.op_type == "GroupQueryAttention":
             _check_total_length(model, shaped, node)
+
+
+def implied_dims(model: LoadedModel, shaped: ShapedGraph) -> dict[str, int]:
+    """Unbound input dim names whose value the graph itself fixes.
+
+    A name declared on a graph output or value_info whose inferred shape has a number at that
+    axis is that number (onnxruntime-genai names the KV cache's head size ``kv_cache_dim``:
+    GroupQueryAttention's ``present`` shows it is the query's head size). Only names that
+    graph inputs use and nothing bound are returned, and only when every place agrees.
+    """
+    wanted = set(model.symbolic_input_dims()) - set(model.bindings)
+    if not wanted:
+        return {}
+    found: dict[str, int] = {}
+    clash: set[str] = set()
+    graph = model.proto.graph
+    for vi in (*graph.output, *graph.value_info):
+        info = shaped.tensors.get(vi.name)
+        if info is None or info.shape is None:
+            continue
+        dims = vi.type.tensor_type.shape.dim
+        if len(dims) != len(info.shape):
+            continue
+        for d, got in zip(dims, info.shape, strict=True):
+            name = d.dim_param if d.HasField("dim_param") else ""
+            if (name in wanted and isinstance(got, int) and dimexpr.parse(name) is None
+                    and found.setdefault(name, got) != got):
+                clash.add(name)
+    return {k: v for k, v in found.items() if k not in clash}
 
 
 def _override_text(model: LoadedModel) -> str:
