@@ -159,3 +159,21 @@ def test_kv_cache_head_size_named_on_its_own_is_taken_from_the_graph(capsys, tmp
     assert d["bindings"]["kv_cache_dim"] == 4
     gqa = next(n for n in d["nodes"] if n["op_type"] == "GroupQueryAttention")
     assert gqa["outputs"][1]["shape"] == [1, 1, 6, 4]
+
+
+def test_control_flow_outputs_imply_no_binding():
+    # optimum's merged decoder: the branch without a cache returns empty placeholders, so an
+    # If output declared (n, 4) may infer (0, 4). That is no evidence that n is 0: n stays
+    # unbound, and once bound the Relu after the input counts n * 4 = 12 FLOPs.
+    empty = helper.make_node("Constant", [], ["e"],
+                             value=helper.make_tensor("v", F, [0, 4], []))
+    nodes = [helper.make_node("If", ["c"], ["y"],
+                              then_branch=branch([empty], "e", "then"),
+                              else_branch=branch([helper.make_node("Identity", ["x"], ["i"])],
+                                                 "i", "else")),
+             helper.make_node("Relu", ["x"], ["r"])]
+    m = make_model(nodes, [("x", ["n", 4], F), ("c", [], B)],
+                   [("y", ["n", 4], F), ("r", ["n", 4], F)])
+    d = onnx_energy.analyze(m, branch="then").to_dict()
+    assert d["unbound_dims"] == ["n"] and d["bindings"] == {}
+    assert onnx_energy.analyze(m, dims={"n": 3}, branch="then").by_op_type["Relu"].flops == 12

@@ -22,6 +22,7 @@ from ..errors import BindingError
 from ..graph import LoadedModel, Node, shape_text
 from ..ops.helpers import MS
 from .results import ShapedGraph
+from .subgraphs import CONTROL_FLOW_OPS
 
 
 def check_bindings(model: LoadedModel, shaped: ShapedGraph) -> None:
@@ -50,7 +51,13 @@ def implied_dims(model: LoadedModel, shaped: ShapedGraph) -> dict[str, int]:
     found: dict[str, int] = {}
     clash: set[str] = set()
     graph = model.proto.graph
+    # If/Loop/Scan outputs take the counted branch's shapes (optimum's merged decoder fills
+    # the branch without a cache with empty placeholders): never evidence for a binding.
+    speculative = {o for n in shaped.nodes if n.domain == "" and n.op_type in CONTROL_FLOW_OPS
+                   for o in n.outputs}
     for vi in (*graph.output, *graph.value_info):
+        if vi.name in speculative:
+            continue
         info = shaped.tensors.get(vi.name)
         if info is None or info.shape is None:
             continue
@@ -59,7 +66,8 @@ def implied_dims(model: LoadedModel, shaped: ShapedGraph) -> dict[str, int]:
             continue
         for d, got in zip(dims, info.shape, strict=True):
             name = d.dim_param if d.HasField("dim_param") else ""
-            if (name in wanted and isinstance(got, int) and dimexpr.parse(name) is None
+            if (name in wanted and isinstance(got, int) and got > 0
+                    and dimexpr.parse(name) is None
                     and found.setdefault(name, got) != got):
                 clash.add(name)
     return {k: v for k, v in found.items() if k not in clash}
