@@ -178,6 +178,8 @@ class LoadedModel:
     external_values: frozenset[str] = frozenset()
     #: The names ``bind_dims`` bound (user, batch, and names set through --input).
     bindings: dict[str, int] = field(default_factory=dict)
+    #: The names among ``bindings`` that the graph implied (no user said them).
+    implied: frozenset[str] = frozenset()
     #: Graph inputs whose shape --input or a re-batching --batch-size replaced:
     #: name -> (the declared shape, the new one).
     overrides: dict[str, tuple[Shape | None, Shape]] = field(default_factory=dict)
@@ -545,6 +547,7 @@ def bind_dims(
         _override_inputs(model, inputs, dims)
     if batch_size is not None:
         _bind_batch(model, batch_size, dims)
+    _solve_bound_expressions(exprs, dims)
     derived: dict[str, int] = {}
     for text, expr in exprs.items():
         found = dimexpr.evaluate(expr, dims)
@@ -567,6 +570,21 @@ def bind_dims(
     _check_input_dims(model)
     model.bindings = dict(dims)
     return dims
+
+
+def _solve_bound_expressions(exprs: Mapping[str, Any], dims: dict[str, int]) -> None:
+    """A dim bound by its text (``--dim 'past_sequence_length + sequence_length=17'``) with
+    one of its names unbound binds that name (past_sequence_length = 16 with
+    sequence_length=1), so only the lengths a user knows need saying."""
+    progress = True
+    while progress:
+        progress = False
+        for text, expr in exprs.items():
+            if text in dims:
+                found = dimexpr.solve(expr, dims[text], dims)
+                if found is not None:
+                    dims[found[0]] = found[1]
+                    progress = True
 
 
 def _dim_texts(graph: GraphProto) -> list[str]:
