@@ -399,6 +399,7 @@ def analyze(
         loaded = load_model(model)
         prepare_control_flow(loaded)
         bindings = bind_dims(loaded, {**(dims or {}), **implied}, batch_size, input_shapes)
+        loaded.implied = frozenset(implied)
         graph = run_pipeline(loaded, PipelineOptions(control=control, table=table,
                                                      extra_tos=extra, phase=phase, loss=loss))
     label = str(loaded.path) if loaded.path is not None else (loaded.proto.graph.name or "model")

@@ -109,7 +109,7 @@ def _check_reshape(model: LoadedModel, shaped: ShapedGraph, node: Node,
 
 
 def _named(model: LoadedModel, value: int) -> str:
-    names = [n for n, v in model.bindings.items() if v == value]
+    names = [n for n, v in model.bindings.items() if v == value and n not in model.implied]
     return f"{' or '.join(names)}={value}" if names else str(value)
 
 
