@@ -177,3 +177,37 @@ def test_control_flow_outputs_imply_no_binding():
     d = onnx_energy.analyze(m, branch="then").to_dict()
     assert d["unbound_dims"] == ["n"] and d["bindings"] == {}
     assert onnx_energy.analyze(m, dims={"n": 3}, branch="then").by_op_type["Relu"].flops == 12
+
+
+# ----------------------------------------------------------- KV-cache bindings (optimum)
+
+
+def kv_model() -> onnx.ModelProto:
+    # optimum's decoder with past: the mask is (batch, past_sequence_length + sequence_length)
+    # and the new keys (batch, 2, past_sequence_length, 4) are matched against the queries.
+    nodes = [helper.make_node("Relu", ["mask"], ["r"]),
+             helper.make_node("MatMul", ["q", "kt"], ["s"])]
+    return make_model(nodes, [
+        ("q", ["batch", 2, "sequence_length", 4], F),
+        ("kt", ["batch", 2, 4, "past_sequence_length + sequence_length"], F),
+        ("mask", ["batch", "past_sequence_length + sequence_length"], F)],
+        [("r", None, F), ("s", None, F)])
+
+
+def test_binding_an_expression_by_its_text_solves_for_its_one_unbound_name():
+    # --dim 'past_sequence_length + sequence_length=17' with sequence_length=1: past = 16.
+    # Relu over (1, 17): 17 FLOPs; scores (1, 2, 1, 4) @ (1, 2, 4, 17): 2*1*17*4 = 136 MACs.
+    a = onnx_energy.analyze(kv_model(), batch_size=1, dims={
+        "sequence_length": 1, "past_sequence_length + sequence_length": 17})
+    assert a.totals.complete
+    assert a.by_op_type["Relu"].flops == 17 and a.totals.macs == 136
+    assert a.to_dict()["bindings"]["past_sequence_length"] == 16
+
+
+def test_an_expression_with_no_whole_solution_binds_no_name():
+    # 2*seq = 7 has no whole solution: the dim is 7 as bound, and seq is not guessed.
+    m = make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", [1, "2*seq"], F)])
+    d = onnx_energy.analyze(m, dims={"2*seq": 7}).to_dict()
+    assert d["bindings"] == {"2*seq": 7} and d["totals"]["flops"] == 7
+    d = onnx_energy.analyze(m, dims={"2*seq": 8}).to_dict()
+    assert d["bindings"] == {"2*seq": 8, "seq": 4}
