@@ -381,6 +381,13 @@ class ControlFlow:
         as inputs (or initializers holding their known values), large weights detached."""
         g = GraphProto()
         g.CopyFrom(graph)
+        # value_info a tool wrote inside the subgraph for outer-scope names (onnxslim does)
+        # would override the shapes the outer scope knows: the outer scope decides.
+        outer_names = free_names(graph)
+        if outer_names and any(vi.name in outer_names for vi in g.value_info):
+            kept = [vi for vi in g.value_info if vi.name not in outer_names]
+            del g.value_info[:]
+            g.value_info.extend(kept)
         for vi, info in zip(g.input, formal, strict=True):
             _set_type(vi, info)
         input_names = [vi.name for vi in g.input]  # before weights become typed inputs
