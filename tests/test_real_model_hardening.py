@@ -211,3 +211,50 @@ def test_an_expression_with_no_whole_solution_binds_no_name():
     assert d["bindings"] == {"2*seq": 7} and d["totals"]["flops"] == 7
     d = onnx_energy.analyze(m, dims={"2*seq": 8}).to_dict()
     assert d["bindings"] == {"2*seq": 8, "seq": 4}
+
+
+# ------------------------------------------------------------ onnxslim, silero-vad shapes
+
+
+def test_batch_size_leaves_a_fixed_lead_alone_where_another_input_has_the_batch():
+    # silero-vad: input (batch, 4) and state (2, batch, 3). --batch-size 1 binds batch; the
+    # state's 2 is not a batch (it is h and c), so it stays: Relu on (2, 1, 3) = 6 FLOPs.
+    nodes = [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Relu", ["s"], ["t"])]
+    m = make_model(nodes, [("x", ["batch", 4], F), ("s", [2, "batch", 3], F)],
+                   [("y", None, F), ("t", None, F)])
+    a = onnx_energy.analyze(m, batch_size=1)
+    assert [n.outputs[0].shape for n in a.nodes] == [(1, 4), (2, 1, 3)]
+    assert a.totals.flops == 4 + 6
+
+
+def test_a_wrong_dim_expression_in_value_info_does_not_override_inference():
+    # onnxslim writes "((n + 64//128)) - 1" (n - 1 by Python's precedence) for a Conv of
+    # stride 128 and kernel 256 over n + 64 samples: with n = 512 the real length is
+    # (576 - 256) // 128 + 1 = 3, not 511. MACs: 2 channels * 3 * 256 = 1536.
+    nodes = [helper.make_node("Pad", ["x", "pads"], ["p"]),
+             helper.make_node("Conv", ["p", "w"], ["y"], strides=[128], kernel_shape=[256]),
+             helper.make_node("Relu", ["y"], ["r"])]
+    m = make_model(nodes, [("x", [1, 1, "n"], F)], [("r", None, F)],
+                   initializers={"w": weights(2, 1, 256),
+                                 "pads": np.array([0, 0, 32, 0, 0, 32], np.int64)})
+    m.graph.value_info.extend([
+        helper.make_tensor_value_info("p", F, [1, 1, "n + 64"]),
+        helper.make_tensor_value_info("y", F, [1, 2, "((n + 64//128)) - 1"])])
+    a = onnx_energy.analyze(m, dims={"n": 512})
+    conv = next(n for n in a.nodes if n.op_type == "Conv")
+    assert conv.outputs[0].shape == (1, 2, 3)
+    assert a.totals.macs == 1536
+
+
+def test_value_info_inside_a_branch_for_an_outer_name_does_not_hide_its_shape():
+    # onnxslim copies value_info for an outer tensor into the branch, with a dim it could
+    # not name ("k"). The outer scope knows x is (2, 3): the branch's x @ A is 2*3*4 = 24.
+    then = branch([helper.make_node("MatMul", ["x", "A"], ["t"])], "t", "then")
+    then.value_info.append(helper.make_tensor_value_info("x", F, [2, "k"]))
+    other = branch([helper.make_node("Relu", ["x"], ["e"])], "e", "else")
+    yes = helper.make_node("Constant", [], ["c"], value=helper.make_tensor("v", B, [], [1]))
+    m = make_model([yes, helper.make_node("If", ["c"], ["y"], then_branch=then,
+                                          else_branch=other)],
+                   [("x", [2, 3], F)], [("y", None, F)], initializers={"A": weights(3, 4)})
+    a = onnx_energy.analyze(m)
+    assert a.totals.complete and a.totals.macs == 24
