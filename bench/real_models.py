@@ -15,8 +15,14 @@ paths) it builds, into the cache folder outside the repository, the variants tha
   QOperator formats, two random calibration samples); ``nbits4``: MatMulNBits 4-bit weights;
 - ``fp16``: onnxconverter-common's float16 conversion; ``onnxsim`` / ``onnxslim``;
 - ``fused``: onnxruntime's transformer optimizer (bert, gpt2, vit models by name);
-- ``external`` / ``no-weights``: all tensors in an external file, analysed with it and after
-  deleting it (the costs must not change).
+- ``external`` / ``no-weights``: tensors over 1 KiB in an external file (as torch.onnx and
+  onnx.save write large models: shape constants stay in the graph), analysed with it and
+  after deleting it (the costs must not change);
+- ``fp16-ort``: onnxruntime.transformers.float16 (transformers only).
+
+A variant that onnxruntime itself cannot load (a converter's broken output) is skipped with
+onnxruntime's reason. ``--ort-reference`` gives models without a reference one from the
+shapes onnxruntime produces when it runs them (dot-product ops by hand).
 
 Each is analysed with ``onnx-energy analyze --format json`` and the manifest's bindings; the
 script prints per variant: exit code, complete, unsupported ops, MACs, their ratio to the
@@ -163,7 +169,7 @@ def _fused(src: Path, dst: Path, info: dict) -> None:
 
 def _external(src: Path, dst: Path, info: dict) -> None:
     onnx.save(onnx.load(str(src)), dst, save_as_external_data=True,
-              all_tensors_to_one_file=True, location=dst.name + ".data", size_threshold=0)
+              all_tensors_to_one_file=True, location=dst.name + ".data", size_threshold=1024)
 
 
 BUILDERS: dict[str, Builder] = {
@@ -304,6 +310,14 @@ def models(paths: list[str]) -> list[tuple[Path, dict]]:
     return found
 
 
+class Rows(list):
+    """Result rows, printed as they come (a long run shows its progress)."""
+
+    def append(self, row: tuple) -> None:
+        super().append(row)
+        print("  ".join(str(c) for c in row), flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("paths", nargs="+", help="model folders (with MANIFEST.json) or files")
@@ -324,7 +338,7 @@ def main() -> int:
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     wanted = [v for v in args.variants.split(",") if v]
-    rows, results = [], []
+    rows, results = Rows(), []
     ok = total = 0
     for src, info in models(args.paths):
         name = info["name"]
@@ -353,7 +367,10 @@ def main() -> int:
                 rows.append((name, v, "skipped", f"onnxruntime cannot load it: {refused}"))
                 continue
             variants.append((v, dst, analyze(exe, dst, bind)))
-            if v == "external":
+            if v == "external" and not dst.with_name(dst.name + ".data").exists():
+                rows.append((name, "no-weights", "skipped", "no tensor went to the data file "
+                             "(the weights are Constant nodes)"))
+            elif v == "external":
                 hidden = dst.with_name(dst.name + ".data.hidden")
                 shutil.move(dst.with_name(dst.name + ".data"), hidden)
                 try:
@@ -376,8 +393,6 @@ def main() -> int:
                          f"MACs={macs} ref={vs_ref} orig={vs_orig} {detail}".rstrip()))
             r.pop("input_shapes", None)
             results.append({"model": name, "variant": v, "reference_macs": ref, **r})
-    for row in rows:
-        print("  ".join(str(c) for c in row))
     print(f"\n{ok}/{total} analysed completely with exit 0 and nothing unsupported")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
