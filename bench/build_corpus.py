@@ -361,6 +361,39 @@ def build_dynamo(out: Path) -> list[dict[str, Any]]:
     entries.append({"name": "dynamo_bert", "file": "dynamo/bert.onnx", "source": "dynamo",
                     "bind": ["--batch-size", "1", "--dim", f"sequence={PREFILL}"],
                     "reference_macs": flop_macs(lambda: bert(ids))})
+    # Decoders (no cache): Llama with GQA and GPT-2, logits of every position.
+    decoders = {
+        "llama": tf.LlamaForCausalLM(tf.LlamaConfig(
+            hidden_size=128, num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=2,
+            intermediate_size=352, vocab_size=1000, max_position_embeddings=256,
+            attn_implementation="eager")),
+        "gpt2": tf.GPT2LMHeadModel(tf.GPT2Config(n_layer=2, n_embd=128, n_head=4,
+                                                 vocab_size=1000, n_positions=256,
+                                                 attn_implementation="eager")),
+    }
+
+    class Logits(torch.nn.Module):
+        def __init__(self, model: Any) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any) -> Any:
+            return self.model(input_ids=input_ids, use_cache=False).logits
+
+    for name, model in decoders.items():
+        wrapped = Logits(model.eval()).eval()
+        path = dst / f"{name}.onnx"
+        try:
+            if not path.exists():
+                torch.onnx.export(wrapped, (ids,), path, dynamo=True, input_names=["input_ids"],
+                                  dynamic_shapes={"input_ids": {0: batch, 1: seq}})
+        except Exception:
+            traceback.print_exc()
+            continue
+        entries.append({"name": f"dynamo_{name}", "file": f"dynamo/{name}.onnx",
+                        "source": "dynamo",
+                        "bind": ["--batch-size", "1", "--dim", f"sequence={PREFILL}"],
+                        "reference_macs": flop_macs(lambda w=wrapped: w(ids))})
     return entries
 
 
