@@ -258,3 +258,28 @@ def test_value_info_inside_a_branch_for_an_outer_name_does_not_hide_its_shape():
                    [("x", [2, 3], F)], [("y", None, F)], initializers={"A": weights(3, 4)})
     a = onnx_energy.analyze(m)
     assert a.totals.complete and a.totals.macs == 24
+
+
+# ------------------------------------------- quantized then optimised (ORT_ENABLE_ALL)
+
+
+def test_channels_last_qlinear_conv_and_pool_of_the_nhwc_transformer():
+    # onnxruntime's NHWC transformer writes com.microsoft QLinearConv with channels_last=1:
+    # x NHWC (1, 5, 5, 4), W OIHW (8, 4, 3, 3) -> y NHWC (1, 3, 3, 8): 72 outputs x 36 =
+    # 2592 MACs; the channels-last global average pool then gives (1, 1, 1, 8).
+    U8 = TensorProto.UINT8
+    s = {"xs": np.array(0.1, np.float32), "xz": np.array(0, np.uint8),
+         "ws": np.array(0.1, np.float32), "wz": np.array(0, np.int8),
+         "w": np.ones((8, 4, 3, 3), np.int8)}
+    nodes = [helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "xs", "xz"],
+                              ["y"], domain="com.microsoft", channels_last=1,
+                              kernel_shape=[3, 3]),
+             helper.make_node("QLinearGlobalAveragePool", ["y", "xs", "xz", "xs", "xz"], ["p"],
+                              domain="com.microsoft", channels_last=1)]
+    m = make_model(nodes, [("x", [1, 5, 5, 4], U8)], [("p", None, U8)], initializers=s,
+                   extra_opsets={"com.microsoft": 1})
+    a = onnx_energy.analyze(m)
+    assert a.totals.complete
+    conv, pool = a.nodes
+    assert conv.outputs[0].shape == (1, 3, 3, 8) and conv.macs == 2592
+    assert pool.outputs[0].shape == (1, 1, 1, 8)
