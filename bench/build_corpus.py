@@ -221,7 +221,7 @@ def optimum_entries(name: str, folder: Path, refs: dict[str, int]) -> list[dict[
             refs.get("prefill"), True)
         add("model.onnx", "decode", [*b, "--dim", f"sequence_length={DECODE_SEQ}",
                                      "--dim", f"past_sequence_length={PAST}"],
-            refs.get("decode"), False)
+            refs.get("decode"), True)
     else:  # t5, whisper: encoder, decoder, decoder with past, the merged decoder
         enc_len = PREFILL if name == "t5" else 1500
         enc = [*b, "--dim", f"encoder_sequence_length={enc_len}"]
@@ -234,7 +234,7 @@ def optimum_entries(name: str, folder: Path, refs: dict[str, int]) -> list[dict[
         add("decoder_with_past_model.onnx", "decode", step, refs.get("decoder_with_past"), True)
         # use_cache_branch is an input: --branch then counts the step with the cache.
         add("decoder_model_merged.onnx", "decode", [*step, "--branch", "then"],
-            refs.get("decoder_with_past"), False)
+            refs.get("decoder_with_past"), True)
     return entries
 
 

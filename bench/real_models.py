@@ -102,7 +102,12 @@ def _feeds(src: Path, info: dict) -> dict[str, np.ndarray]:
 
 def _static(fmt: str) -> Builder:
     def build(src: Path, dst: Path, info: dict) -> None:
-        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
 
         feeds = _feeds(src, info)
 
@@ -117,20 +122,46 @@ def _static(fmt: str) -> Builder:
         # Per-tensor weights: the configuration whose QOperator output onnxruntime loads for
         # every model here (quantize_static refuses weights held in Constant nodes).
         extra = {"ActivationSymmetric": False, "WeightSymmetric": True}
+        wide = fmt == "qdq16"  # 16-bit activations (com.microsoft Q/DQ where opset < 21)
+        if wide:
+            extra["UseQDQContribOps"] = True
         quantize_static(str(src), str(dst), Reader(),
-                        quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
+                        quant_format=QuantFormat.QOperator if fmt == "qop" else QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt16 if wide else QuantType.QInt8,
                         per_channel=False, extra_options=extra,
                         use_external_data_format=src.stat().st_size > 1_800_000_000)
 
     return build
 
 
-def _nbits(src: Path, dst: Path, info: dict) -> None:
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+def _nbits_builder(fmt: str, bits: int = 4, gather: bool = False) -> Builder:
+    def build(src: Path, dst: Path, info: dict) -> None:
+        from onnxruntime.quantization import QuantFormat
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-    q = MatMulNBitsQuantizer(onnx.load(str(src)), block_size=32, is_symmetric=True)
-    q.process()
-    q.model.save_model_to_file(str(dst), use_external_data_format=False)
+        ops = ("MatMul", "Gather") if gather else ("MatMul",)
+        q = MatMulNBitsQuantizer(onnx.load(str(src)), bits=bits, block_size=32,
+                                 is_symmetric=True, op_types_to_quantize=ops,
+                                 quant_format=QuantFormat.QDQ if fmt == "qdq"
+                                 else QuantFormat.QOperator)
+        q.process()
+        q.model.save_model_to_file(str(dst), use_external_data_format=False)
+
+    return build
+
+
+_nbits = _nbits_builder("qop")
+
+
+def _then(first: Builder, second: Builder) -> Builder:
+    """``second`` applied to what ``first`` built (a quantized model saved by onnxruntime)."""
+    def build(src: Path, dst: Path, info: dict) -> None:
+        mid = dst.with_name(dst.stem + ".step1.onnx")
+        if not mid.exists():
+            first(src, mid, info)
+        second(mid, dst, info)
+
+    return build
 
 
 def _fp16(src: Path, dst: Path, info: dict) -> None:
@@ -183,14 +214,23 @@ BUILDERS: dict[str, Builder] = {
     "dyn-int8": _dynamic, "qdq": _static("qdq"), "qop": _static("qop"), "nbits4": _nbits,
     "fp16": _fp16, "fp16-ort": _fp16_ort, "onnxsim": _onnxsim, "onnxslim": _onnxslim,
     "fused": _fused, "external": _external,
+    # 4-bit as block-wise QDQ (DequantizeLinear with block_size, int4), 8-bit MatMulNBits,
+    # 4-bit embeddings (GatherBlockQuantized), 16-bit activations, quantized then optimised.
+    "nbits4-qdq": _nbits_builder("qdq"), "nbits8": _nbits_builder("qop", bits=8),
+    "nbits4-gather": _nbits_builder("qop", gather=True), "qdq16": _static("qdq16"),
+    "qdq-ort-all": _then(_static("qdq"), _session_save("ORT_ENABLE_ALL")),
+    "dyn-ort-ext": _then(_dynamic, _session_save("ORT_ENABLE_EXTENDED")),
 }
+#: Variants built unless --variants says otherwise (the others on request).
+DEFAULT_VARIANTS = ("ort-ext", "ort-all", "dyn-int8", "qdq", "qop", "nbits4", "fp16",
+                    "fp16-ort", "onnxsim", "onnxslim", "fused", "external")
 TRANSFORMERS = re.compile(r"bert|gpt2|vit|llama|t5|whisper")
 
 
 def applies(variant: str, name: str) -> bool:
     if variant == "fused":
         return bool(re.search(r"bert|gpt2|vit|t5|whisper", name)) and "llama" not in name
-    if variant in ("nbits4", "fp16-ort"):
+    if variant in ("nbits4", "fp16-ort", "nbits4-qdq", "nbits8", "nbits4-gather"):
         return bool(TRANSFORMERS.search(name))
     return True
 
@@ -332,8 +372,10 @@ def main() -> int:
                     help="folder for the built variants (outside the repository)")
     ap.add_argument("--onnx-energy", default="onnx-energy",
                     help="the onnx-energy executable to run (e.g. a project venv's)")
-    ap.add_argument("--variants", default=",".join(BUILDERS),
-                    help="comma-separated variants to build (default: all)")
+    ap.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
+                    help="comma-separated variants to build (default: "
+                         f"{','.join(DEFAULT_VARIANTS)}; also: "
+                         f"{','.join(v for v in BUILDERS if v not in DEFAULT_VARIANTS)})")
     ap.add_argument("--only", default="", help="regex of model names to include")
     ap.add_argument("--json", default="", help="also write every result to this JSON file")
     ap.add_argument("--ort-reference", action="store_true",
