@@ -180,9 +180,9 @@ def onnx_twin(op: str, opset: int, keep: tuple[int, ...],
         if tp is None:
             return None
         info = tensor_info_from_value_info(helper.make_value_info(proto.output[0], tp))
-        shape = info.shape
-        if channels_last and shape is not None and len(shape) >= 3:
-            shape = (shape[0], *shape[2:], shape[1])
-        return [(shape, f.dtype(0) if op != "QLinearConv" else info.dtype or f.dtype(0))]
+        out = info.shape
+        if channels_last and out is not None and len(out) >= 3:
+            out = (out[0], *out[2:], out[1])
+        return [(out, f.dtype(0) if op != "QLinearConv" else info.dtype or f.dtype(0))]
 
     return rule
