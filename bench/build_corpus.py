@@ -275,10 +275,32 @@ def decode_macs(layers: int, hidden: int, heads: int, kv_heads: int, inter: int,
     return layers * per_layer + seq * hidden * vocab
 
 
-GENAI = {
-    "llama": dict(hidden=128, layers=2, heads=8, kv_heads=2, inter=352, vocab=1000),
-    "qwen2": dict(hidden=128, layers=2, heads=8, kv_heads=2, inter=352, vocab=1000),
-}
+GENAI = {name: dict(hidden=128, layers=2, heads=8, kv_heads=2, inter=352, vocab=1000)
+         for name in ("llama", "qwen2", "qwen3", "mistral", "phi3", "gemma")}
+#: Builder runs beyond fp32 and int4: (tag, precision, extra options).
+GENAI_EXTRA = [("int4emb", "int4", ["int4_op_types_to_quantize=MatMul/Gather",
+                                    "int4_accuracy_level=4"]),
+               ("int8", "int8", [])]
+
+
+def _genai_model(name: str, c: dict[str, int]) -> Any:
+    import transformers as tf
+
+    classes = {"llama": ("LlamaConfig", "LlamaForCausalLM"),
+               "qwen2": ("Qwen2Config", "Qwen2ForCausalLM"),
+               "qwen3": ("Qwen3Config", "Qwen3ForCausalLM"),
+               "mistral": ("MistralConfig", "MistralForCausalLM"),
+               "phi3": ("Phi3Config", "Phi3ForCausalLM"),
+               "gemma": ("GemmaConfig", "GemmaForCausalLM")}
+    cfg_name, model_name = classes[name]
+    extra: dict[str, Any] = {"head_dim": c["hidden"] // c["heads"]}
+    if name == "phi3":
+        extra = {"pad_token_id": 0}
+    cfg = getattr(tf, cfg_name)(
+        hidden_size=c["hidden"], num_hidden_layers=c["layers"], num_attention_heads=c["heads"],
+        num_key_value_heads=c["kv_heads"], intermediate_size=c["inter"], vocab_size=c["vocab"],
+        max_position_embeddings=256, tie_word_embeddings=False, **extra)
+    return getattr(tf, model_name)(cfg).eval()
 
 
 def build_genai(out: Path) -> list[dict[str, Any]]:
@@ -291,40 +313,42 @@ def build_genai(out: Path) -> list[dict[str, Any]]:
     entries = []
     for name, c in GENAI.items():
         torch.manual_seed(0)
-        cfg_cls = tf.LlamaConfig if name == "llama" else tf.Qwen2Config
-        cfg = cfg_cls(hidden_size=c["hidden"], num_hidden_layers=c["layers"],
-                      num_attention_heads=c["heads"], num_key_value_heads=c["kv_heads"],
-                      intermediate_size=c["inter"], vocab_size=c["vocab"],
-                      max_position_embeddings=256, tie_word_embeddings=False)
-        model = (tf.LlamaForCausalLM if name == "llama" else tf.Qwen2ForCausalLM)(cfg).eval()
+        try:
+            model = _genai_model(name, c)
+        except Exception:
+            traceback.print_exc()
+            continue
         src = out / "hf" / f"genai_{name}"
         model.save_pretrained(src)
         tok = Tokenizer(models.WordLevel({f"t{i}": i for i in range(c["vocab"])}, "t0"))
         tok.pre_tokenizer = pre_tokenizers.Whitespace()
         tf.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="t0", eos_token="t1",
                                    bos_token="t2").save_pretrained(src)
-        for precision in ("fp32", "int4"):
-            dst = out / "genai" / f"{name}_{precision}"
+        runs = [("fp32", "fp32", []), ("int4", "int4", []),
+                *(GENAI_EXTRA if name == "llama" else [])]
+        for tag_p, precision, options in runs:
+            dst = out / "genai" / f"{name}_{tag_p}"
             if not (dst / "model.onnx").exists():
+                extra = ["--extra_options", *options] if options else []
                 proc = subprocess.run(
                     [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(src),
                      "-o", str(dst), "-p", precision, "-e", "cpu",
-                     "-c", str(out / "hf" / "genai_cache")],
+                     "-c", str(out / "hf" / "genai_cache"), *extra],
                     capture_output=True, text=True)
                 if proc.returncode != 0:
-                    print(f"genai {name} {precision}: {proc.stderr[-800:]}", file=sys.stderr)
+                    print(f"genai {name} {tag_p}: {proc.stderr[-800:]}", file=sys.stderr)
                     continue
             shape = {k: c[k] for k in ("layers", "hidden", "heads", "kv_heads", "inter",
                                        "vocab")}
             for tag, seq, past in (("decode", DECODE_SEQ, PAST), ("prefill", PREFILL, 0)):
                 entries.append({
-                    "name": f"genai_{name}_{precision}_{tag}",
-                    "file": f"genai/{name}_{precision}/model.onnx", "source": "genai",
+                    "name": f"genai_{name}_{tag_p}_{tag}",
+                    "file": f"genai/{name}_{tag_p}/model.onnx", "source": "genai",
                     "bind": ["--batch-size", "1", "--dim", f"sequence_length={seq}",
                              "--dim", f"past_sequence_length={past}",
                              "--dim", f"total_sequence_length={seq + past}"],
                     "reference_macs": decode_macs(**shape, seq=seq, past=past),
-                    "variants": tag == "decode" and precision == "fp32"})
+                    "variants": tag == "decode" and tag_p == "fp32"})
     return entries
 
 
