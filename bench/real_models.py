@@ -204,6 +204,17 @@ def _fused(src: Path, dst: Path, info: dict) -> None:
     opt.save_model_to_file(str(dst))
 
 
+def _fused_fp16(src: Path, dst: Path, info: dict) -> None:
+    """optimum's O4: the transformer optimizer's fusions, then float16 (keep float32 I/O)."""
+    tmp = dst.with_name(dst.stem + ".step1.onnx")
+    _fused(src, tmp, info)
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    m = OnnxModel(onnx.load(str(tmp)))
+    m.convert_float_to_float16(keep_io_types=True)
+    m.save_model_to_file(str(dst))
+
+
 def _external(src: Path, dst: Path, info: dict) -> None:
     onnx.save(onnx.load(str(src)), dst, save_as_external_data=True,
               all_tensors_to_one_file=True, location=dst.name + ".data", size_threshold=1024)
@@ -220,6 +231,7 @@ BUILDERS: dict[str, Builder] = {
     "nbits4-gather": _nbits_builder("qop", gather=True), "qdq16": _static("qdq16"),
     "qdq-ort-all": _then(_static("qdq"), _session_save("ORT_ENABLE_ALL")),
     "dyn-ort-ext": _then(_dynamic, _session_save("ORT_ENABLE_EXTENDED")),
+    "fused-fp16": _fused_fp16,
 }
 #: Variants built unless --variants says otherwise (the others on request).
 DEFAULT_VARIANTS = ("ort-ext", "ort-all", "dyn-int8", "qdq", "qop", "nbits4", "fp16",
@@ -228,7 +240,7 @@ TRANSFORMERS = re.compile(r"bert|gpt2|vit|llama|t5|whisper")
 
 
 def applies(variant: str, name: str) -> bool:
-    if variant == "fused":
+    if variant in ("fused", "fused-fp16"):
         return bool(re.search(r"bert|gpt2|vit|t5|whisper", name)) and "llama" not in name
     if variant in ("nbits4", "fp16-ort", "nbits4-qdq", "nbits8", "nbits4-gather"):
         return bool(TRANSFORMERS.search(name))
