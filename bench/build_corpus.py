@@ -299,10 +299,12 @@ def decode_macs(layers: int, hidden: int, heads: int, kv_heads: int, inter: int,
 
 GENAI = {name: dict(hidden=128, layers=2, heads=8, kv_heads=2, inter=352, vocab=1000)
          for name in ("llama", "qwen2", "qwen3", "mistral", "phi3", "gemma")}
-#: Builder runs beyond fp32 and int4: (tag, precision, extra options).
-GENAI_EXTRA = [("int4emb", "int4", ["int4_op_types_to_quantize=MatMul/Gather",
-                                    "int4_accuracy_level=4"]),
-               ("int8", "int8", [])]
+#: Builder runs beyond fp32 and int4 on CPU: (tag, precision, execution provider, options).
+GENAI_EXTRA = [("int4emb", "int4", "cpu", ["int4_op_types_to_quantize=MatMul/Gather",
+                                           "int4_accuracy_level=4"]),
+               ("int8", "int8", "cpu", []), ("cuda_fp16", "fp16", "cuda", []),
+               ("cuda_int4", "int4", "cuda", []), ("dml_int4", "int4", "dml", []),
+               ("webgpu_int4", "int4", "webgpu", [])]
 
 
 def _genai_model(name: str, c: dict[str, int]) -> Any:
@@ -346,15 +348,15 @@ def build_genai(out: Path) -> list[dict[str, Any]]:
         tok.pre_tokenizer = pre_tokenizers.Whitespace()
         tf.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="t0", eos_token="t1",
                                    bos_token="t2").save_pretrained(src)
-        runs = [("fp32", "fp32", []), ("int4", "int4", []),
+        runs = [("fp32", "fp32", "cpu", []), ("int4", "int4", "cpu", []),
                 *(GENAI_EXTRA if name == "llama" else [])]
-        for tag_p, precision, options in runs:
+        for tag_p, precision, ep, options in runs:
             dst = out / "genai" / f"{name}_{tag_p}"
             if not (dst / "model.onnx").exists():
                 extra = ["--extra_options", *options] if options else []
                 proc = subprocess.run(
                     [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(src),
-                     "-o", str(dst), "-p", precision, "-e", "cpu",
+                     "-o", str(dst), "-p", precision, "-e", ep,
                      "-c", str(out / "hf" / "genai_cache"), *extra],
                     capture_output=True, text=True)
                 if proc.returncode != 0:
