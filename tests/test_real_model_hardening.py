@@ -174,7 +174,7 @@ def test_control_flow_outputs_imply_no_binding():
              helper.make_node("Relu", ["x"], ["r"])]
     m = make_model(nodes, [("x", ["n", 4], F), ("c", [], B)],
                    [("y", ["n", 4], F), ("r", ["n", 4], F)])
-    d = onnx_energy.analyze(m, branch="then").to_dict()
+    d = onnx_energy.analyze(m, branch="then", default_batch=None).to_dict()
     assert d["unbound_dims"] == ["n"] and d["bindings"] == {}
     assert onnx_energy.analyze(m, dims={"n": 3}, branch="then").by_op_type["Relu"].flops == 12
 
