@@ -283,3 +283,26 @@ def test_channels_last_qlinear_conv_and_pool_of_the_nhwc_transformer():
     conv, pool = a.nodes
     assert conv.outputs[0].shape == (1, 3, 3, 8) and conv.macs == 2592
     assert pool.outputs[0].shape == (1, 1, 1, 8)
+
+
+def test_nhwc_max_pool_and_convs_of_onnxruntime_get_channels_last_shapes():
+    # NhwcMaxPool (uint8, a quantized model at ORT_ENABLE_ALL): (1, 6, 6, 4), 2x2 stride 2
+    # -> (1, 3, 3, 4): 36 outputs x 4 compares = 144. NhwcConv (1, 5, 5, 4) with W
+    # (8, 4, 3, 3) -> (1, 3, 3, 8): 72 x 36 = 2592 MACs; NhwcFusedConv the same plus a Relu.
+    H = TensorProto.FLOAT16
+    pool = helper.make_node("NhwcMaxPool", ["q"], ["p"], domain="com.microsoft",
+                            kernel_shape=[2, 2], strides=[2, 2])
+    conv = helper.make_node("NhwcConv", ["x", "w"], ["y"], domain="com.microsoft")
+    fused = helper.make_node("NhwcFusedConv", ["x", "w"], ["z"], domain="com.microsoft",
+                             activation="Relu")
+    m = make_model([pool, conv, fused], [("q", [1, 6, 6, 4], TensorProto.UINT8),
+                                         ("x", [1, 5, 5, 4], H)],
+                   [("p", None, TensorProto.UINT8), ("y", None, H), ("z", None, H)],
+                   initializers={"w": np.ones((8, 4, 3, 3), np.float16)},
+                   extra_opsets={"com.microsoft": 1})
+    a = onnx_energy.analyze(m)
+    assert a.totals.complete
+    p, y, z = a.nodes
+    assert p.outputs[0].shape == (1, 3, 3, 4) and p.bops.sub == 144
+    assert y.outputs[0].shape == (1, 3, 3, 8) and y.macs == 2592
+    assert z.outputs[0].shape == (1, 3, 3, 8) and z.macs == 2592

@@ -138,16 +138,17 @@ def norm_outputs(f: NodeFacts, axis: int, n_extra_same: int = 0) -> list[ShapeOu
     return outs
 
 
-def onnx_twin(op: str, opset: int, keep: tuple[int, ...],
-              drop: tuple[str, ...] = ()) -> Callable[[NodeFacts], list[ShapeOut | None] | None]:
+def onnx_twin(op: str, opset: int, keep: tuple[int, ...], drop: tuple[str, ...] = (),
+              nhwc: bool = False) -> Callable[[NodeFacts], list[ShapeOut | None] | None]:
     """A shape rule for a contrib op whose outputs are those of ONNX op ``op`` (at ``opset``)
     on the inputs ``keep`` and the attributes less ``drop`` (the fused extras): ONNX's own
-    inference of the twin node answers."""
+    inference of the twin node answers. ``nhwc``: input 0 and the output are channels-last
+    (as with ``channels_last=1``); weights keep ONNX's OIHW layout."""
 
     def rule(f: NodeFacts) -> list[ShapeOut | None] | None:
         # channels_last=1 (com.microsoft QLinearConv/pools, as onnxruntime's NHWC transformer
         # writes them at ORT_ENABLE_ALL): input 0 and the output are NHWC, weights are OIHW.
-        channels_last = bool(int(f.attr("channels_last", 0)))
+        channels_last = nhwc or bool(int(f.attr("channels_last", 0)))
         proto = f.node.proto
         inputs = [proto.input[i] if i < len(proto.input) else "" for i in keep]
         while inputs and not inputs[-1]:
