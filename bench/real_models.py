@@ -72,7 +72,7 @@ def _session_save(level: str) -> Builder:
 def _dynamic(src: Path, dst: Path, info: dict) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    quantize_dynamic(str(_unshared_biases(src, dst)), str(dst), weight_type=QuantType.QInt8)
 
 
 def _feeds(src: Path, info: dict) -> dict[str, np.ndarray]:
@@ -100,6 +100,58 @@ def _feeds(src: Path, info: dict) -> dict[str, np.ndarray]:
     return feeds
 
 
+def _unshared_biases(src: Path, dst: Path) -> Path:
+    """A copy of the model the static quantizer takes: weights in initializers, and no
+    Conv/Gemm bias initializer shared. TorchScript dedups
+    equal constants (the zero biases of a random-init torchvision model become one tensor),
+    and the QOperator quantizer deletes a bias after quantizing it for its first consumer,
+    then fails on the next (AttributeError: 'NoneType' object has no attribute 'data_type')."""
+    model = onnx.load(str(src))
+    changed = False
+    # Weights held in Constant nodes (paddle2onnx, tf2onnx) become initializers: the
+    # quantizer only quantizes initializers ("Expected conv2d_24.w_0 to be an initializer").
+    keep = []
+    for node in model.graph.node:
+        value = next((a.t for a in node.attribute if a.name == "value"
+                      and a.type == onnx.AttributeProto.TENSOR), None)
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and value is not None:
+            t = onnx.TensorProto()
+            t.CopyFrom(value)
+            t.name = node.output[0]
+            model.graph.initializer.append(t)
+            changed = True
+        else:
+            keep.append(node)
+    if changed:
+        del model.graph.node[:]
+        model.graph.node.extend(keep)
+    inits = {t.name: t for t in model.graph.initializer}
+    # TorchScript shares a deduplicated bias through Identity nodes: read through them.
+    through = {n.output[0]: n.input[0] for n in model.graph.node
+               if n.op_type == "Identity" and n.input and n.input[0] in inits}
+    seen: set[str] = set()
+    for node in model.graph.node:
+        if node.op_type in ("Conv", "Gemm", "ConvTranspose") and len(node.input) > 2:
+            name = node.input[2]
+            if name in through:
+                name = through[name]
+                node.input[2] = name
+                changed = True
+            if name in inits and name in seen:
+                copy = onnx.TensorProto()
+                copy.CopyFrom(inits[name])
+                copy.name = f"{name}__{node.name or len(seen)}"
+                model.graph.initializer.append(copy)
+                node.input[2] = copy.name
+                changed = True
+            seen.add(name)
+    if not changed:
+        return src
+    out = dst.with_name(dst.stem + ".unshared.onnx")
+    onnx.save(model, out)
+    return out
+
+
 def _static(fmt: str) -> Builder:
     def build(src: Path, dst: Path, info: dict) -> None:
         from onnxruntime.quantization import (
@@ -125,7 +177,8 @@ def _static(fmt: str) -> Builder:
         wide = fmt == "qdq16"  # 16-bit activations (com.microsoft Q/DQ where opset < 21)
         if wide:
             extra["UseQDQContribOps"] = True
-        quantize_static(str(src), str(dst), Reader(),
+        source = _unshared_biases(src, dst)
+        quantize_static(str(source), str(dst), Reader(),
                         quant_format=QuantFormat.QOperator if fmt == "qop" else QuantFormat.QDQ,
                         activation_type=QuantType.QUInt16 if wide else QuantType.QInt8,
                         per_channel=False, extra_options=extra,
