@@ -7,27 +7,36 @@ onnxconverter-common, onnxsim, onnxslim; never project dependencies)::
         --onnx-energy /work/venv10/bin/onnx-energy --cache /tmp/onnx-energy-variants
 
 For every model (a folder's ``*.onnx``, with its ``MANIFEST.json`` when present, or single
-paths) it builds, into the cache folder outside the repository, the variants that apply:
+paths; ``bench/build_corpus.py`` writes a second corpus with its manifest) it builds, into
+the cache folder outside the repository, the variants that apply:
 
 - ``ort-ext`` / ``ort-all``: saved by onnxruntime at ORT_ENABLE_EXTENDED (contrib fusions)
   and ORT_ENABLE_ALL (the com.microsoft.nchwc blocked kernels, channels padded);
 - ``dyn-int8``: ``quantize_dynamic``; ``qdq`` / ``qop``: ``quantize_static`` (QDQ and
-  QOperator formats, two random calibration samples); ``nbits4``: MatMulNBits 4-bit weights;
-- ``fp16``: onnxconverter-common's float16 conversion; ``onnxsim`` / ``onnxslim``;
-- ``fused``: onnxruntime's transformer optimizer (bert, gpt2, vit models by name);
+  QOperator formats, per-tensor, two random calibration samples; weights moved out of
+  Constant nodes and shared biases un-shared first, which the quantizer needs);
+  ``nbits4``: MatMulNBits 4-bit weights (transformers);
+- ``fp16``: onnxconverter-common's float16 conversion; ``fp16-ort``:
+  onnxruntime.transformers.float16 (transformers); ``onnxsim`` / ``onnxslim``;
+- ``fused``: onnxruntime's transformer optimizer (bert, gpt2, vit, t5, whisper by name);
 - ``external`` / ``no-weights``: tensors over 1 KiB in an external file (as torch.onnx and
   onnx.save write large models: shape constants stay in the graph), analysed with it and
   after deleting it (the costs must not change);
-- ``fp16-ort``: onnxruntime.transformers.float16 (transformers only).
+- on request (``--variants``): ``nbits4-qdq`` (block-wise int4 DequantizeLinear),
+  ``nbits8``, ``nbits4-gather`` (4-bit embeddings too), ``qdq16`` (16-bit activations),
+  ``qdq-ort-all`` and ``dyn-ort-ext`` (quantized, then saved by onnxruntime: QLinear and
+  NHWC kernels), ``fused-fp16`` (optimum's O4).
 
 A variant that onnxruntime itself cannot load (a converter's broken output) is skipped with
-onnxruntime's reason. ``--ort-reference`` gives models without a reference one from the
-shapes onnxruntime produces when it runs them (dot-product ops by hand).
+onnxruntime's reason, and analysed all the same (shown, not counted). ``--ort-reference``
+gives models without a reference one from the shapes onnxruntime produces when it runs
+them (Conv, Gemm, MatMul, their integer forms and RNNs by hand).
 
 Each is analysed with ``onnx-energy analyze --format json`` and the manifest's bindings; the
 script prints per variant: exit code, complete, unsupported ops, MACs, their ratio to the
-reference (PyTorch FlopCounterMode FLOPs / 2, or torchvision's GMACs) and to the original.
-Variants that fail to build are listed as skipped with the reason.
+reference (the manifest's ``reference_macs``, PyTorch FlopCounterMode FLOPs / 2, or
+torchvision's GMACs) and to the original. Variants that fail to build are listed as skipped
+with the reason.
 """
 
 from __future__ import annotations
