@@ -119,11 +119,15 @@ def _unshared_biases(src: Path, dst: Path) -> Path:
     changed = False
     # Weights held in Constant nodes (paddle2onnx, tf2onnx) become initializers: the
     # quantizer only quantizes initializers ("Expected conv2d_24.w_0 to be an initializer").
+    weights = {n.input[i] for n in model.graph.node
+               if n.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul")
+               for i in (1, 2) if i < len(n.input)}
     keep = []
     for node in model.graph.node:
         value = next((a.t for a in node.attribute if a.name == "value"
                       and a.type == onnx.AttributeProto.TENSOR), None)
-        if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and value is not None:
+        if (node.op_type == "Constant" and node.domain in ("", "ai.onnx") and value is not None
+                and node.output[0] in weights):
             t = onnx.TensorProto()
             t.CopyFrom(value)
             t.name = node.output[0]
