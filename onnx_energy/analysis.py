@@ -13,9 +13,9 @@ from onnx import ModelProto
 from .dimexpr import free_names
 from .errors import BindingError
 from .gcpause import gc_paused
-from .graph import TensorInfo, bind_default_batch, bind_dims, load_model
+from .graph import LoadedModel, TensorInfo, bind_default_batch, bind_dims, load_model
 from .ops.base import ZERO_BOPS, BasicOps, Cost
-from .passes.consistency import check_bindings
+from .passes.consistency import check_bindings, implied_dims
 from .passes.control_flow import BRANCHES, MAX_TRIPS
 from .passes.control_flow import prepare as prepare_control_flow
 from .passes.costs import buffer_names
@@ -382,16 +382,28 @@ def analyze(
              else load_table(transistor_table))
     control = control_options(branch, loop_trips)
     say("loading")
-    loaded = load_model(model)
-    prepare_control_flow(loaded)  # nesting limit, model-local functions inlined
-    bindings = bind_dims(loaded, dims, batch_size, input_shapes)
-    # The bindings say what the user bound, never what was assumed (that is `defaulted`).
-    batch_dims = (bind_default_batch(loaded, default_batch)
-                  if batch_size is None and default_batch is not None else [])
+    def bind(implied: Mapping[str, int]) -> tuple[LoadedModel, dict[str, int], list[str]]:
+        loaded = load_model(model)
+        prepare_control_flow(loaded)  # nesting limit, model-local functions inlined
+        bindings = bind_dims(loaded, {**(dims or {}), **implied}, batch_size, input_shapes)
+        loaded.implied = frozenset(implied)
+        # The bindings say what the user bound, never what was assumed (that is `defaulted`).
+        batch_dims = (bind_default_batch(loaded, default_batch)
+                      if batch_size is None and default_batch is not None else [])
+        return loaded, bindings, batch_dims
+
+    loaded, bindings, batch_dims = bind({})
     say(f"analysing {len(loaded.proto.graph.node):,} nodes (shapes, costs, lowering)")
     extra = () if precision in ALWAYS_COLUMNS else (precision,)
-    graph = run_pipeline(loaded, PipelineOptions(control=control, table=table,
-                                                 extra_tos=extra, phase=phase, loss=loss))
+    options = PipelineOptions(control=control, table=table, extra_tos=extra, phase=phase,
+                              loss=loss)
+    graph = run_pipeline(loaded, options)
+    implied = implied_dims(loaded, graph.shaped)
+    if implied:
+        # Dims the graph fixes (a KV cache's head size named on its own): bound, analysed again.
+        say(f"binding what the graph implies: {', '.join(f'{k}={v}' for k, v in implied.items())}")
+        loaded, bindings, batch_dims = bind(implied)
+        graph = run_pipeline(loaded, options)
     label = str(loaded.path) if loaded.path is not None else (loaded.proto.graph.name or "model")
     inputs = [graph.shaped.tensors.get(n) or TensorInfo(n, None, "")
               for n in loaded.input_names]

@@ -170,6 +170,25 @@ def evaluate(expr: sympy.Expr, values: Mapping[str, int]) -> int | None:
     return int(result)
 
 
+def solve(expr: sympy.Expr, value: int, values: Mapping[str, int]) -> tuple[str, int] | None:
+    """The one name left unbound in ``expr`` and the whole, non-negative number that makes
+    ``expr`` equal ``value`` (``past + seq = 17`` with seq = 1: past = 16); None when more or
+    fewer than one name is unbound, or no single such number exists."""
+    free = [s for s in expr.free_symbols if s.name not in values]
+    if len(free) != 1:
+        return None
+    (sym,) = free
+    try:
+        known = expr.subs({s: int(values[s.name]) for s in expr.free_symbols if s is not sym})
+        roots = sympy.solve(sympy.Eq(known, int(value)), sym)
+    except (TypeError, ValueError, NotImplementedError, ZeroDivisionError):
+        return None
+    whole = [int(r) for r in roots if r.is_number and r.is_integer and r >= 0]
+    if len(whole) != 1 or evaluate(expr, {**values, sym.name: whole[0]}) != int(value):
+        return None
+    return sym.name, whole[0]
+
+
 def arithmetic(text: str, known: set[str] | frozenset[str]) -> sympy.Expr | None:
     """The expression ``text`` names, when it is arithmetic rather than a name: it reads only
     names the model uses on its own (``known``), or it has more than a hyphen in it

@@ -178,6 +178,8 @@ class LoadedModel:
     external_values: frozenset[str] = frozenset()
     #: The names ``bind_dims`` bound (user, batch, and names set through --input).
     bindings: dict[str, int] = field(default_factory=dict)
+    #: The names among ``bindings`` that the graph implied (no user said them).
+    implied: frozenset[str] = frozenset()
     #: Graph inputs whose shape --input or a re-batching --batch-size replaced:
     #: name -> (the declared shape, the new one).
     overrides: dict[str, tuple[Shape | None, Shape]] = field(default_factory=dict)
@@ -545,6 +547,7 @@ def bind_dims(
         _override_inputs(model, inputs, dims)
     if batch_size is not None:
         _bind_batch(model, batch_size, dims)
+    _solve_bound_expressions(exprs, dims)
     derived: dict[str, int] = {}
     for text, expr in exprs.items():
         found = dimexpr.evaluate(expr, dims)
@@ -559,6 +562,7 @@ def bind_dims(
         _check_dim_value(f"dimension {text!r} ({reads})", value, smallest=0)
         derived[text] = value
     values = {**derived, **dims}
+    _clear_derived_expressions(graph, exprs)
     if values:
         for vi in _iter_value_infos(graph):
             for d in vi.type.tensor_type.shape.dim:
@@ -567,6 +571,32 @@ def bind_dims(
     _check_input_dims(model)
     model.bindings = dict(dims)
     return dims
+
+
+def _clear_derived_expressions(graph: GraphProto, exprs: Mapping[str, Any]) -> None:
+    """Forget the arithmetic dims declared on outputs and value_info: ONNX infers those shapes
+    from the inputs, and a declared one that is wrong wins over the inference (onnxslim writes
+    ``((sequence + 64//128)) - 1`` for a strided Conv's length, 511 frames for 3). Only graph
+    inputs, which nothing else describes, are evaluated."""
+    for vi in _described_values(graph):
+        for d in vi.type.tensor_type.shape.dim:
+            if d.HasField("dim_param") and d.dim_param in exprs:
+                d.Clear()
+
+
+def _solve_bound_expressions(exprs: Mapping[str, Any], dims: dict[str, int]) -> None:
+    """A dim bound by its text (``--dim 'past_sequence_length + sequence_length=17'``) with
+    one of its names unbound binds that name (past_sequence_length = 16 with
+    sequence_length=1), so only the lengths a user knows need saying."""
+    progress = True
+    while progress:
+        progress = False
+        for text, expr in exprs.items():
+            if text in dims:
+                found = dimexpr.solve(expr, dims[text], dims)
+                if found is not None:
+                    dims[found[0]] = found[1]
+                    progress = True
 
 
 def _dim_texts(graph: GraphProto) -> list[str]:
@@ -579,10 +609,18 @@ def _dim_texts(graph: GraphProto) -> list[str]:
     return list(seen)
 
 
+#: dim_param texts that exporters write for "unknown" (paddle2onnx writes ``?`` for every
+#: dynamic dim): each is a dim of its own, not one name shared by all of them.
+UNKNOWN_DIM_TEXTS = frozenset({"?", "-1"})
+
+
 def _dynamic_minus_one(graph: GraphProto) -> None:
+    """Make anonymous the dims that only say "dynamic": a ``-1`` dim_value (as onnxruntime
+    reads it) and a ``?`` dim_param, so two ``?`` dims are never bound as one name."""
     for vi in _iter_value_infos(graph):
         for d in vi.type.tensor_type.shape.dim:
-            if d.HasField("dim_value") and d.dim_value == -1:
+            if (d.HasField("dim_value") and d.dim_value == -1) or (
+                    d.HasField("dim_param") and d.dim_param.strip() in UNKNOWN_DIM_TEXTS):
                 d.Clear()
 
 
@@ -633,6 +671,13 @@ def _bind_batch(model: LoadedModel, batch_size: int, dims: dict[str, int]) -> No
     real = _real_inputs(model)
     if not real:
         raise BindingError("--batch-size given but the model has no inputs")
+    # A fixed leading dim is re-batched only in a fixed-batch export: where another input
+    # leads with a dynamic dim, that is the batch, and a fixed lead is something else
+    # (silero-vad's state is (2, batch, 128): its 2 is the LSTM's h and c, not a batch).
+    dynamic_batch = any(
+        vi.type.tensor_type.HasField("shape") and vi.type.tensor_type.shape.dim
+        and not vi.type.tensor_type.shape.dim[0].HasField("dim_value")
+        and name not in model.overrides for name, vi in real.items())
     for name, vi in real.items():
         shape = vi.type.tensor_type.shape
         if not vi.type.tensor_type.HasField("shape") or not shape.dim:
@@ -646,7 +691,7 @@ def _bind_batch(model: LoadedModel, batch_size: int, dims: dict[str, int]) -> No
                     f" disagree (input {name!r}'s leading dim is {param!r})")
             dims[param] = batch_size
         elif lead.HasField("dim_value") and lead.dim_value > 0:
-            if lead.dim_value != batch_size and name not in model.overrides:
+            if lead.dim_value != batch_size and name not in model.overrides and not dynamic_batch:
                 declared = _declared(vi)
                 lead.dim_value = batch_size
                 model.overrides[name] = (declared, (batch_size, *(declared or ())[1:]))
@@ -668,9 +713,28 @@ def _dim_name_used(graph: GraphProto, name: str) -> bool:
 
 
 def _iter_value_infos(graph: GraphProto) -> Iterator[ValueInfoProto]:
+    """The graph's inputs, outputs and value_info, then those of its subgraphs (onnxslim and
+    symbolic shape inference write the outer dim names into If/Loop bodies too)."""
     yield from graph.input
+    yield from _described_values(graph)
+
+
+def _described_values(graph: GraphProto) -> Iterator[ValueInfoProto]:
+    """What `_iter_value_infos` gives but the top-level inputs: shapes ONNX infers anyway."""
     yield from graph.output
     yield from graph.value_info
+    stack = [graph]
+    while stack:
+        g = stack.pop()
+        for node in g.node:
+            for a in node.attribute:
+                subs = [a.g] if a.type == AttributeProto.GRAPH else (
+                    list(a.graphs) if a.type == AttributeProto.GRAPHS else [])
+                for sub in subs:
+                    yield from sub.input
+                    yield from sub.output
+                    yield from sub.value_info
+                    stack.append(sub)
 
 
 def _check_input_dims(model: LoadedModel) -> None:

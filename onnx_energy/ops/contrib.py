@@ -601,6 +601,12 @@ def engram_gate(f: NodeFacts) -> Cost:
 shape_rule("BitmaskDropout", "BranchwiseRMSNorm", "GatedRMSNorm", "GatedAdd", "Inverse",
            "VarlenCausalConvWithState", "RMSNormRotary", domain=MS)(same_as_input)
 shape_rule("MaxpoolWithMask", domain=MS)(onnx_twin("MaxPool", 12, (0,)))
+# onnxruntime's NHWC kernels (the uint8 max pool of a quantized model saved at
+# ORT_ENABLE_ALL; the CUDA convolutions): X and Y channels-last, W as ONNX's [M, C/g, kH, kW].
+shape_rule("NhwcMaxPool", domain=MS)(onnx_twin("MaxPool", 12, (0,), nhwc=True))
+shape_rule("NhwcConv", domain=MS)(onnx_twin("Conv", 11, (0, 1, 2), nhwc=True))
+shape_rule("NhwcFusedConv", domain=MS)(onnx_twin("Conv", 11, (0, 1, 2),
+                                                 ("activation", "activation_params"), nhwc=True))
 
 
 @shape_rule("TorchEmbedding", domain=MS)

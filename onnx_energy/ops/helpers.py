@@ -138,15 +138,17 @@ def norm_outputs(f: NodeFacts, axis: int, n_extra_same: int = 0) -> list[ShapeOu
     return outs
 
 
-def onnx_twin(op: str, opset: int, keep: tuple[int, ...],
-              drop: tuple[str, ...] = ()) -> Callable[[NodeFacts], list[ShapeOut | None] | None]:
+def onnx_twin(op: str, opset: int, keep: tuple[int, ...], drop: tuple[str, ...] = (),
+              nhwc: bool = False) -> Callable[[NodeFacts], list[ShapeOut | None] | None]:
     """A shape rule for a contrib op whose outputs are those of ONNX op ``op`` (at ``opset``)
     on the inputs ``keep`` and the attributes less ``drop`` (the fused extras): ONNX's own
-    inference of the twin node answers."""
+    inference of the twin node answers. ``nhwc``: input 0 and the output are channels-last
+    (as with ``channels_last=1``); weights keep ONNX's OIHW layout."""
 
     def rule(f: NodeFacts) -> list[ShapeOut | None] | None:
-        if int(f.attr("channels_last", 0)):
-            return None
+        # channels_last=1 (com.microsoft QLinearConv/pools, as onnxruntime's NHWC transformer
+        # writes them at ORT_ENABLE_ALL): input 0 and the output are NHWC, weights are OIHW.
+        channels_last = nhwc or bool(int(f.attr("channels_last", 0)))
         proto = f.node.proto
         inputs = [proto.input[i] if i < len(proto.input) else "" for i in keep]
         while inputs and not inputs[-1]:
@@ -163,7 +165,12 @@ def onnx_twin(op: str, opset: int, keep: tuple[int, ...],
             # Float-only twins (pools, ReduceMean) are inferred on float stand-ins.
             code = (elem_type(info.dtype) if op in ("QLinearConv", "Conv", "Gemm")
                     else onnx.TensorProto.FLOAT)
-            types[name] = helper.make_tensor_type_proto(code, info.shape)
+            shape = info.shape
+            if channels_last and i == 0:
+                if len(shape) < 3:
+                    return None
+                shape = (shape[0], shape[-1], *shape[1:-1])
+            types[name] = helper.make_tensor_type_proto(code, shape)
         try:
             schema = onnx.defs.get_schema(op, opset, "")
             result = onnx.shape_inference.infer_node_outputs(
@@ -174,6 +181,9 @@ def onnx_twin(op: str, opset: int, keep: tuple[int, ...],
         if tp is None:
             return None
         info = tensor_info_from_value_info(helper.make_value_info(proto.output[0], tp))
-        return [(info.shape, f.dtype(0) if op != "QLinearConv" else info.dtype or f.dtype(0))]
+        out = info.shape
+        if channels_last and out is not None and len(out) >= 3:
+            out = (out[0], *out[2:], out[1])
+        return [(out, f.dtype(0) if op != "QLinearConv" else info.dtype or f.dtype(0))]
 
     return rule

@@ -17,10 +17,12 @@ import shlex
 
 import numpy as np
 
+from .. import dimexpr
 from ..errors import BindingError
 from ..graph import LoadedModel, Node, shape_text
 from ..ops.helpers import MS
 from .results import ShapedGraph
+from .subgraphs import CONTROL_FLOW_OPS
 
 
 def check_bindings(model: LoadedModel, shaped: ShapedGraph) -> None:
@@ -33,6 +35,42 @@ def check_bindings(model: LoadedModel, shaped: ShapedGraph) -> None:
             _check_reshape(model, shaped, node, constants)
         elif node.domain == MS and node.op_type == "GroupQueryAttention":
             _check_total_length(model, shaped, node)
+
+
+def implied_dims(model: LoadedModel, shaped: ShapedGraph) -> dict[str, int]:
+    """Unbound input dim names whose value the graph itself fixes.
+
+    A name declared on a graph output or value_info whose inferred shape has a number at that
+    axis is that number (onnxruntime-genai names the KV cache's head size ``kv_cache_dim``:
+    GroupQueryAttention's ``present`` shows it is the query's head size). Only names that
+    graph inputs use and nothing bound are returned, and only when every place agrees.
+    """
+    wanted = set(model.symbolic_input_dims()) - set(model.bindings)
+    if not wanted:
+        return {}
+    found: dict[str, int] = {}
+    clash: set[str] = set()
+    graph = model.proto.graph
+    # If/Loop/Scan outputs take the counted branch's shapes (optimum's merged decoder fills
+    # the branch without a cache with empty placeholders): never evidence for a binding.
+    speculative = {o for n in shaped.nodes if n.domain == "" and n.op_type in CONTROL_FLOW_OPS
+                   for o in n.outputs}
+    for vi in (*graph.output, *graph.value_info):
+        if vi.name in speculative:
+            continue
+        info = shaped.tensors.get(vi.name)
+        if info is None or info.shape is None:
+            continue
+        dims = vi.type.tensor_type.shape.dim
+        if len(dims) != len(info.shape):
+            continue
+        for d, got in zip(dims, info.shape, strict=True):
+            name = d.dim_param if d.HasField("dim_param") else ""
+            if (name in wanted and isinstance(got, int) and got > 0
+                    and dimexpr.parse(name) is None
+                    and found.setdefault(name, got) != got):
+                clash.add(name)
+    return {k: v for k, v in found.items() if k not in clash}
 
 
 def _override_text(model: LoadedModel) -> str:
@@ -71,7 +109,7 @@ def _check_reshape(model: LoadedModel, shaped: ShapedGraph, node: Node,
 
 
 def _named(model: LoadedModel, value: int) -> str:
-    names = [n for n, v in model.bindings.items() if v == value]
+    names = [n for n, v in model.bindings.items() if v == value and n not in model.implied]
     return f"{' or '.join(names)}={value}" if names else str(value)
 
 

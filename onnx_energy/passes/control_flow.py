@@ -223,14 +223,20 @@ class ControlFlow:
                 for label, g in zip(BRANCHES, graphs, strict=True)}
         cond = _scalar(values, node.inputs[0] if node.inputs else "")
         notes: list[str] = []
+        remark = ""
         if cond is not None:
             # A known condition (a constant, or folded from shapes and bound dims) decides.
+            # --branch is for the conditions that are not known: it does not override this
+            # one, and is no gap in the count (the report's "cond" and "branch" show it).
             chosen = "then" if cond else "else"
-            if self.options.branch not in (None, chosen):
-                notes.append(f"--branch {self.options.branch} ignored: the condition is "
-                             f"known ({bool(cond)})")
         elif self.options.branch is not None:
             chosen = self.options.branch
+        elif (runnable := _only_runnable(subs)) is not None:
+            # One branch refuses the bound shapes (onnxruntime would stop there): the
+            # condition must select the other, so it is counted, as if the condition were known.
+            chosen = runnable
+            remark = (f"the {'else' if chosen == 'then' else 'then'} branch cannot run with "
+                      "these shapes")
         else:
             then, other = subs["then"], subs["else"]
             chosen = "else" if _key(other.cost) > _key(then.cost) else "then"
@@ -238,7 +244,7 @@ class ControlFlow:
                 notes.append("the costlier branch is not known (a branch is not fully "
                              "counted); choose one with --branch")
         result = ControlFlowResult("If", subs, [chosen], cond=None if cond is None
-                                   else bool(cond), notes=notes)
+                                   else bool(cond), notes=notes, remark=remark)
         return result, subs[chosen].outputs
 
     # ----------------------------------------------------------------------- Loop
@@ -375,6 +381,13 @@ class ControlFlow:
         as inputs (or initializers holding their known values), large weights detached."""
         g = GraphProto()
         g.CopyFrom(graph)
+        # value_info a tool wrote inside the subgraph for outer-scope names (onnxslim does)
+        # would override the shapes the outer scope knows: the outer scope decides.
+        outer_names = free_names(graph)
+        if outer_names and any(vi.name in outer_names for vi in g.value_info):
+            kept = [vi for vi in g.value_info if vi.name not in outer_names]
+            del g.value_info[:]
+            g.value_info.extend(kept)
         for vi, info in zip(g.input, formal, strict=True):
             _set_type(vi, info)
         input_names = [vi.name for vi in g.input]  # before weights become typed inputs
@@ -455,6 +468,12 @@ def _scalar(values: Mapping[str, np.ndarray], name: str) -> int | float | bool |
     if isinstance(x, (np.floating, float)) and np.isfinite(x):
         return int(x)
     return None
+
+
+def _only_runnable(subs: Mapping[str, SubgraphResult]) -> str | None:
+    """The one If branch that can run with the bound shapes, when the other cannot."""
+    runnable = [label for label in BRANCHES if not subs[label].cannot_run]
+    return runnable[0] if len(runnable) == 1 else None
 
 
 def _key(cost: Cost) -> tuple[int | float, int | float]:

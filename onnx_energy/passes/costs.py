@@ -9,7 +9,7 @@ import numpy as np
 from ..graph import NON_TENSOR, Node, TensorInfo
 from ..ops.base import Cost, NodeFacts, ShapeUnknownError
 from ..ops.registry import lookup
-from .results import NodeCost, ShapedGraph, Status, counts_as_param
+from .results import MISFIT_REASON, NodeCost, ShapedGraph, Status, counts_as_param
 
 __all__ = ["ABSURD_REASON", "NodeCost", "absurd_cost", "buffer_names", "cost_nodes",
            "counts_as_param"]
@@ -115,7 +115,7 @@ def _cost_node(
     except Exception as exc:  # hostile attributes or shapes: unresolved, never a crash
         return NodeCost(node, inputs, outputs, None, Status.UNRESOLVED, rule.kind, params,
                         bytes_read, bytes_written,
-                        f"attributes or shapes do not fit: {type(exc).__name__}: {exc}"[:300])
+                        f"{MISFIT_REASON}: {type(exc).__name__}: {exc}"[:300])
     if absurd_cost(cost):
         return NodeCost(node, inputs, outputs, None, Status.UNRESOLVED, rule.kind, params,
                         bytes_read, bytes_written, ABSURD_REASON)

@@ -36,6 +36,11 @@ class Status(str, Enum):
         return self.value
 
 
+#: The reason of a node whose rule refused its shapes or attributes (a rank that cannot be,
+#: say): the graph cannot run with these shapes, as onnxruntime would refuse it too.
+MISFIT_REASON = "attributes or shapes do not fit"
+
+
 def op_key(domain: str, op_type: str) -> str:
     """How an op type is named in reports: bare for the ONNX domain, ``domain::Op`` otherwise."""
     return op_type if domain == "" else f"{domain}::{op_type}"
@@ -156,6 +161,13 @@ class SubgraphResult:
                 out.update(control.unsupported())
         return out
 
+    @property
+    def cannot_run(self) -> bool:
+        """Whether a node counted here refused its shapes (`MISFIT_REASON`): a branch that
+        cannot run with the bound shapes, which onnxruntime would stop at too."""
+        return any(c.reason.startswith(MISFIT_REASON)
+                   or (c.control is not None and c.control.cannot_run) for c in self.costs)
+
     def gaps(self) -> list[str]:
         """Short notes on what is not counted in this subgraph."""
         notes = [f"{c.node.name} ({c.node.op_type}): {c.reason or c.status}"
@@ -185,6 +197,9 @@ class ControlFlowResult:
     trips_source: str = ""
     cond: bool | None = None
     notes: list[str] = field(default_factory=list)
+    #: Why the counted If branch was chosen, where that is not the condition, --branch or
+    #: cost (the other branch cannot run); not a gap in the count.
+    remark: str = ""
 
     def cost(self) -> Cost | None:
         if self.trips is None:
@@ -197,6 +212,10 @@ class ControlFlowResult:
     @property
     def complete(self) -> bool:
         return not self.notes and all(self.subgraphs[s].complete for s in self.counted)
+
+    @property
+    def cannot_run(self) -> bool:
+        return any(self.subgraphs[s].cannot_run for s in self.counted)
 
     def reason(self) -> str:
         parts = list(self.notes)
@@ -242,7 +261,11 @@ class ControlFlowResult:
     def header(self) -> dict[str, Any]:
         """The JSON fields of the node besides its subgraphs' reports."""
         if self.op_type == "If":
-            return {"branch": self.counted[0] if self.counted else None, "cond": self.cond}
+            head: dict[str, Any] = {"branch": self.counted[0] if self.counted else None,
+                                    "cond": self.cond}
+            if self.remark:
+                head["branch_reason"] = self.remark
+            return head
         return {"trips": self.trips, "trips_source": self.trips_source or None}
 
 

@@ -294,6 +294,34 @@ def _np_dtype_name(value: np.ndarray) -> str:
         return ""
 
 
+FLOAT_TYPES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16,
+                         TensorProto.DOUBLE})
+
+
+def _unify_float_types(
+    node: Node, types: dict[str, onnx.TypeProto], tensors: dict[str, TensorInfo]
+) -> dict[str, onnx.TypeProto] | None:
+    """The input types with every float input given one float type, or None if they agree.
+
+    Float16 converters leave graphs whose float types disagree (a Cast to float32 whose
+    output is declared float16, feeding a Div with a float16 constant): onnxruntime refuses
+    to load such a file, but its shapes are plain, so inference goes on with the type the
+    converter meant (the output's declared one, else the first float input's).
+    """
+    floats = {x: tp.tensor_type.elem_type for x, tp in types.items()
+              if tp.tensor_type.elem_type in FLOAT_TYPES}
+    if len(set(floats.values())) < 2:
+        return None
+    declared = [elem_type(tensors[o].dtype) for o in node.outputs if o and o in tensors
+                and tensors[o].dtype]
+    target = next((t for t in declared if t in FLOAT_TYPES), next(iter(floats.values())))
+    out = dict(types)
+    for x in floats:
+        info = tensors[x]
+        out[x] = _type_proto(target, None if info.shape is None else tuple(info.shape))
+    return out
+
+
 @functools.lru_cache(maxsize=4096)
 def _type_proto(elem: int, shape: tuple[int | str | None, ...] | None) -> onnx.TypeProto:
     """`helper.make_tensor_type_proto`, built once per (dtype, shape): ONNX only reads it."""
@@ -330,7 +358,14 @@ def _reinfer(
             schema, node.proto, types, data, opset_imports=opset_imports
         )
     except Exception:  # a node ONNX cannot infer stays unresolved and is reported
-        return
+        unified = _unify_float_types(node, types, tensors)
+        if unified is None:
+            return
+        try:  # a float16 converter's Cast to float32 declared float16: shapes still flow
+            result = onnx.shape_inference.infer_node_outputs(
+                schema, node.proto, unified, data, opset_imports=opset_imports)
+        except Exception:
+            return
     for name, tp in result.items():
         info = tensor_info_from_type_proto(name, tp)
         if not valid_shape(info.shape):
