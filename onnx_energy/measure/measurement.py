@@ -20,7 +20,8 @@ from onnx import ModelProto
 from ..errors import MeasurementFailed, MeasurementInterrupted, OnnxEnergyError
 from ..render.units import si
 from .fingerprint import hardware_fingerprint
-from .profiling import NodeTiming, node_timings, parse_profile
+from .overhead import overhead_models, session_overhead_from
+from .profiling import NodeTiming, Reconciliation, node_timings, parse_profile, reconcile
 from .protocol import Idle, Window, cv, idle_baseline, median, run_window, warm_up
 from .records import SCHEMA_ID, RecordWriter
 from .runner import Runner, temp_dir
@@ -62,6 +63,8 @@ class Measurement:
     run_id: str = ""
     nodes: list[NodeTiming] | None = None
     nodes_time_s: float | None = None
+    #: With per-node profiling: how kernel times were reconciled with the runtime.
+    reconciliation: Reconciliation | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +96,9 @@ class Measurement:
             "records": self.records,
             "run_id": self.run_id,
             "nodes_time_s": self.nodes_time_s,
+            "nodes_time_raw_s": (None if self.reconciliation is None
+                                 else self.reconciliation.kernel_time_s),
+            "per_node": None if self.reconciliation is None else self.reconciliation.to_dict(),
             "nodes": None if self.nodes is None else [n.to_dict() for n in self.nodes],
         }
 
@@ -100,7 +106,7 @@ class Measurement:
 def _record(
     runner: Runner, window: Window, idle: Idle, sensor: Sensor, *, run_id: str,
     model_field: dict[str, Any] | None, spec: dict[str, Any] | None,
-    hardware: dict[str, Any],
+    hardware: dict[str, Any], so_far: list[Window],
 ) -> dict[str, Any]:
     return {
         "schema": SCHEMA_ID,
@@ -123,7 +129,10 @@ def _record(
         "iterations": window.iterations,
         "window_s": window.seconds,
         "runtime_s": window.runtime_s,
+        # the CV of this run's windows so far: the last window's record has the run's CV
+        "runtime_cv": cv([w.runtime_s for w in so_far]),
         "energy_j": window.energy_j,
+        "energy_cv": cv([w.energy_j for w in so_far]),
         "energy_dynamic_j": window.energy_dynamic_j,
         "power_w": window.power_w,
         "idle_power_w": idle.power_w,
@@ -150,6 +159,10 @@ def measure(
     inputs: Mapping[str, np.ndarray] | None = None,
     device: int = 0,
     progress: Progress | None = None,
+    model_name: str | None = None,
+    session_overhead_s: float | None = None,
+    record_fields: Mapping[str, Any] | None = None,
+    last_record_fields: Mapping[str, Any] | None = None,
 ) -> Measurement:
     """Measure runtime (and energy, where a sensor exists) of a model per inference.
 
@@ -160,6 +173,12 @@ def measure(
     stopping early after ``min_window`` seconds. Each of ``repeats`` windows lasts at least
     ``min_window`` seconds and is appended to ``out`` as one JSON line before the next starts.
     Ctrl-C raises `MeasurementInterrupted`; the windows already written stay.
+
+    ``per_node`` profiles the kernels afterwards and reconciles their times with the
+    runtime (`profiling.reconcile`), leaving out ``session_overhead_s`` (measured with
+    `overhead.measure_session_overhead` when not given). ``model_name`` is recorded as the
+    model's readable name; ``record_fields`` are added to every record written and
+    ``last_record_fields`` to the record of the last window (calibration's work items).
     """
     if repeats < 1:
         raise OnnxEnergyError(f"--repeats must be at least 1, not {repeats}")
@@ -187,6 +206,8 @@ def measure(
             "path": str(runner.path), "sha256": runner.sha256}
         if model_field is None and spec is None:
             model_field = {"path": None, "sha256": runner.sha256}
+        if model_field is not None and model_name is not None:
+            model_field["name"] = model_name
         spec_field = None if spec is None else _jsonable(dict(spec))
         run_id = uuid.uuid4().hex
 
@@ -208,9 +229,13 @@ def measure(
                 continue
             windows.append(w)
             if writer is not None:
-                writer.append(_record(runner, w, baseline, the_sensor, run_id=run_id,
-                                      model_field=model_field, spec=spec_field,
-                                      hardware=hardware))
+                rec = _record(runner, w, baseline, the_sensor, run_id=run_id,
+                              model_field=model_field, spec=spec_field, hardware=hardware,
+                              so_far=windows)
+                rec.update(record_fields or {})
+                if i == repeats - 1:
+                    rec.update(last_record_fields or {})
+                writer.append(rec)
         if not windows:
             raise MeasurementFailed(
                 f"all {repeats} windows failed to read the sensor {the_sensor.name!r} "
@@ -248,9 +273,15 @@ def measure(
         )
         result.energy_note = _energy_note(the_sensor, notes, baseline, energy, sensor)
         if per_node:
+            if session_overhead_s is None:
+                say("session overhead")
+                session_overhead_s = measure_session_overhead(provider, threads, device)
             say("per-node profiling")
-            result.nodes, result.nodes_time_s = _profile_nodes(
-                model, runner, warmup=warmup, min_window=min_window, energy=energy)
+            assert runtime is not None  # at least one window
+            result.nodes, result.reconciliation = _profile_nodes(
+                model, runner, warmup=warmup, min_window=min_window, energy=energy,
+                runtime_s=runtime, session_overhead_s=session_overhead_s)
+            result.nodes_time_s = sum(r.time_s for r in result.nodes)
         return result
     except KeyboardInterrupt:
         raise MeasurementInterrupted(writer.written if writer else 0, out_str) from None
@@ -259,6 +290,19 @@ def measure(
             writer.close()
         if opened is not None:
             opened.close()
+
+
+def measure_session_overhead(provider: str = "cpu", threads: int = 1, device: int = 0,
+                             min_window: float = 0.1, repeats: int = 5) -> float:
+    """The session overhead s per run on this machine for this provider and thread count
+    (`overhead`: one- and nine-node chains of a near-empty kernel)."""
+    times = []
+    for _name, model in overhead_models():
+        m = measure(model, provider=provider, threads=threads, device=device, sensor="none",
+                    min_window=min_window, repeats=repeats, warmup=1000, idle=0)
+        assert m.runtime_s is not None  # sensor none: every window counts
+        times.append(m.runtime_s)
+    return session_overhead_from(times[0], times[1])[0]
 
 
 def _window_progress(i: int, repeats: int, windows: list[Window]) -> str:
@@ -293,9 +337,22 @@ def _energy_note(sensor: Sensor, notes: list[str], idle: Idle, energy: float | N
     return "; ".join(parts) or None
 
 
+#: Profiled and unprofiled stretches alternate this many times during per-node profiling.
+PROFILE_ROUNDS = 3
+
+
 def _profile_nodes(model: Any, runner: Runner, *, warmup: int, min_window: float,
-                   energy: float | None) -> tuple[list[NodeTiming], float]:
-    """Profile in a separate session (profiling overhead never touches the windows)."""
+                   energy: float | None, runtime_s: float, session_overhead_s: float,
+                   ) -> tuple[list[NodeTiming], Reconciliation]:
+    """Profile in a separate session (profiling overhead never touches the windows).
+
+    Profiled stretches (``min_window`` seconds in all) alternate with unprofiled ones of the
+    measured session, so that the runtime the kernels are reconciled with was seen by the
+    same machine state as the kernels themselves; the result is then carried to the
+    windows' runtime (``runtime_s``) in proportion.
+    """
+    from .sensors import NoSensor
+
     with temp_dir() as tmp:
         opt_path = Path(tmp) / "optimized.onnx"
         prof = Runner(
@@ -305,12 +362,21 @@ def _profile_nodes(model: Any, runner: Runner, *, warmup: int, min_window: float
             device=runner.device, profile_dir=tmp, save_optimized=opt_path,
         )
         n_warm, _ = warm_up(prof, warmup, min_window)
-        warm_up(prof, 1 << 30, min_window)  # the profiled runs: at least min_window seconds
+        alongside: list[float] = []
+        stretch = min_window / PROFILE_ROUNDS
+        for i in range(PROFILE_ROUNDS):
+            warm_up(prof, 1 << 30, stretch)  # profiled runs
+            warm_up(runner, 3, stretch / 10)  # the caches back to this session
+            alongside.append(run_window(runner, NoSensor(), stretch, None, i).runtime_s)
         profile = parse_profile(prof.end_profiling(), skip_runs=n_warm)
         optimized = onnx.load(str(opt_path), load_external_data=False)
+    reference = median(alongside)
+    assert reference is not None
+    times, rec = reconcile(profile, reference, session_overhead_s,
+                           target_s=runtime_s - session_overhead_s)
     rows = node_timings(runner.graph_proto.graph, optimized.graph, profile, energy,
-                        constants=runner.weight_names)
-    return rows, sum(r.time_s for r in rows)
+                        constants=runner.weight_names, kernel_times=times)
+    return rows, rec
 
 
 def _jsonable(value: Any) -> Any:

@@ -23,6 +23,17 @@ profiler times the kernels of that optimised graph. This module maps each kernel
    original node (copies, for instance) are listed as inserted by onnxruntime.
 
 A group of more than one original node is reported as fused, under all its node names.
+
+**Reconciliation with the unprofiled runtime.** The profiler is not free: every kernel event
+costs a few microseconds inside the timed span (and more between kernels), while an
+unprofiled run pays only about 0.3 µs of dispatch per kernel. Kernel sums therefore exceed
+the runtime on networks of many small kernels and fall short of it when the machine drifts
+between the two measurements. `reconcile` removes both: with T the unprofiled runtime per
+inference measured interleaved with the profiled runs, s the fixed per-run session overhead,
+K the kernel sum and n the kernel count, each kernel gets ``t + δ`` with one δ for all
+(``δ = (T − s − K) / n`` unless that would make a kernel negative: such kernels are clamped
+at zero and δ is solved again over the rest), so the kernels sum to T − s exactly and each
+carries its share of dispatch cost. docs/calibration.md has the measurements behind this.
 """
 
 from __future__ import annotations
@@ -56,6 +67,8 @@ class KernelProfile:
     seconds: dict[str, list[float]]
     op_names: dict[str, str]
     runs: int
+    #: Wall time of each profiled run as the profiler saw it (its ``model_run`` span).
+    run_seconds: list[float] = field(default_factory=list)
 
     def per_run(self) -> dict[str, float]:
         """Mean over the runs of each kernel's time: the same statistic as a window's runtime
@@ -88,7 +101,105 @@ def parse_profile(path: str, skip_runs: int = 0) -> KernelProfile:
         node = name[: -len(_KERNEL_SUFFIX)]
         seconds.setdefault(node, [0.0] * len(runs))[i] += int(e.get("dur", 0)) / 1e6
         ops.setdefault(node, str(e.get("args", {}).get("op_name", "")))
-    return KernelProfile(seconds, ops, len(runs))
+    return KernelProfile(seconds, ops, len(runs), [(b - a) / 1e6 for a, b in runs])
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """How profiled kernel times were reconciled with the unprofiled runtime (per inference).
+
+    ``runtime_s`` (T) is the unprofiled runtime the kernels were reconciled with,
+    ``session_overhead_s`` (s) the fixed per-run cost outside any kernel, ``kernel_time_s``
+    (K) the raw kernel sum of ``kernels`` (n) kernels, ``per_kernel_s`` the δ each kernel got
+    (negative when the profiler's overhead exceeds the dispatch cost it hides), ``clamped``
+    how many kernels came out at zero, ``scale`` the factor that carried the result from T
+    to the windows' runtime (``target_s`` = windows' runtime − s), and ``profiled_run_s``
+    the mean wall time of a profiled run.
+    """
+
+    runtime_s: float
+    session_overhead_s: float
+    kernel_time_s: float
+    kernels: int
+    per_kernel_s: float
+    clamped: int
+    target_s: float
+    scale: float = 1.0
+    profiled_run_s: float | None = None
+
+    @property
+    def coverage(self) -> float | None:
+        """Raw kernel sum over T − s: how much of the runtime the profiler saw as kernels."""
+        base = self.runtime_s - self.session_overhead_s
+        return self.kernel_time_s / base if base > 0 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "runtime_s": self.runtime_s,
+            "session_overhead_s": self.session_overhead_s,
+            "kernel_time_raw_s": self.kernel_time_s,
+            "kernels": self.kernels,
+            "coverage": self.coverage,
+            "per_kernel_correction_s": self.per_kernel_s,
+            "clamped": self.clamped,
+            "target_s": self.target_s,
+            "scale": self.scale,
+            "profiled_run_s": self.profiled_run_s,
+        }
+
+
+def spread(times: dict[str, float], target_s: float) -> tuple[dict[str, float], float, int]:
+    """Add one δ to every time so that they sum to ``target_s``, none below zero.
+
+    Returns (new times, δ, how many were clamped at zero). With a positive target the
+    solution is unique: the smallest times are clamped one by one until δ no longer takes
+    the next one below zero.
+    """
+    if not times:
+        return {}, 0.0, 0
+    if target_s <= 0:
+        return {k: 0.0 for k in times}, -max(times.values()), len(times)
+    order = sorted(times.values())
+    n = len(order)
+    suffix = sum(order)
+    delta = (target_s - suffix) / n
+    clamped = 0
+    for m in range(n):
+        delta = (target_s - suffix) / (n - m)
+        if order[m] + delta >= 0:
+            clamped = m
+            break
+        suffix -= order[m]
+    out = {k: max(0.0, t + delta) for k, t in times.items()}
+    return out, delta, clamped
+
+
+def reconcile(
+    profile: KernelProfile, runtime_s: float, session_overhead_s: float = 0.0,
+    target_s: float | None = None,
+) -> tuple[dict[str, float], Reconciliation]:
+    """Per-kernel times that add up to the unprofiled runtime (module docstring).
+
+    ``runtime_s`` is T, measured as close in time to the profiled runs as possible (the
+    additive correction assumes both saw the same machine); ``target_s`` (default T − s) is
+    what the kernels finally sum to: the windows' runtime − s, when T came from runs
+    interleaved with the profiled ones, which scales the result by target / (T − s) so a
+    drift of the machine between the windows and the profile is carried proportionally.
+    """
+    raw = profile.per_run()
+    base = runtime_s - session_overhead_s
+    target = base if target_s is None else max(0.0, target_s)
+    times, delta, clamped = spread(raw, base)
+    scale = target / base if base > 0 else 1.0
+    if scale != 1.0:
+        times = {k: t * scale for k, t in times.items()}
+    runs = profile.run_seconds
+    rec = Reconciliation(
+        runtime_s=runtime_s, session_overhead_s=session_overhead_s,
+        kernel_time_s=sum(raw.values()), kernels=len(raw), per_kernel_s=delta,
+        clamped=clamped, target_s=target, scale=scale,
+        profiled_run_s=statistics.fmean(runs) if runs else None)
+    return times, rec
 
 
 @dataclass
@@ -123,6 +234,11 @@ class NodeTiming:
     time_s: float
     share: float = 0.0
     energy_j: float | None = None
+    #: The profiler's own kernel time, before reconciliation (equal to time_s without it).
+    time_raw_s: float | None = None
+    #: The group's compute nodes (its label); ``nodes`` also lists absorbed weight
+    #: Identities and folded shape arithmetic.
+    compute: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -134,6 +250,7 @@ class NodeTiming:
             "fused": self.fused,
             "inserted": self.inserted,
             "time_s": self.time_s,
+            "time_raw_s": self.time_s if self.time_raw_s is None else self.time_raw_s,
             "share": self.share,
             "energy_j": self.energy_j,
             "energy_basis": None if self.energy_j is None else "time-proportional",
@@ -329,18 +446,23 @@ def node_timings(
     profile: KernelProfile,
     energy_per_inference: float | None = None,
     constants: Iterable[str] = (),
+    kernel_times: dict[str, float] | None = None,
 ) -> list[NodeTiming]:
     """Per-inference time of each node or fused group, largest first.
 
-    ``share`` is the group's fraction of all kernel time; with an energy per inference,
-    ``energy_j`` splits it in proportion to time (labelled time-proportional).
+    ``kernel_times`` are reconciled kernel times (`reconcile`); without them the rows carry
+    the profiler's raw times. ``share`` is the group's fraction of all kernel time; with an
+    energy per inference, ``energy_j`` splits it in proportion to time (labelled
+    time-proportional).
     """
-    per_run = profile.per_run()
+    raw = profile.per_run()
+    per_run = raw if kernel_times is None else kernel_times
     orig, groups = map_kernels(original, optimized, constants)
     known = {k for g in groups for k in g.kernels}
     rows: list[NodeTiming] = []
     for g in groups:
         time_s = sum(per_run.get(k, 0.0) for k in g.kernels)
+        time_raw = sum(raw.get(k, 0.0) for k in g.kernels)
         members = sorted(g.members)
         tied = set(g.anchored)
         compute = [i for i in members
@@ -350,7 +472,7 @@ def node_timings(
                 name=f"constant-folded or eliminated by onnxruntime ({len(members)} nodes)",
                 op_type="", nodes=[orig[i].name for i in members],
                 op_types=[orig[i].op_type for i in members], kernels=[], fused=False,
-                inserted=False, time_s=0.0))
+                inserted=False, time_s=0.0, time_raw_s=0.0))
             continue
         if not members:  # inserted by onnxruntime
             if not g.kernels or not any(k in per_run for k in g.kernels):
@@ -359,7 +481,7 @@ def node_timings(
             rows.append(NodeTiming(
                 name=f"{label} (inserted by onnxruntime)", op_type="+".join(g.kernel_ops),
                 nodes=[], op_types=[], kernels=g.kernels, fused=False, inserted=True,
-                time_s=time_s))
+                time_s=time_s, time_raw_s=time_raw))
             continue
         op = "+".join(dict.fromkeys(g.kernel_ops)) if g.kernel_ops else orig[compute[0]].op_type
         rows.append(NodeTiming(
@@ -371,12 +493,15 @@ def node_timings(
             fused=len(compute) > 1,
             inserted=False,
             time_s=time_s,
+            time_raw_s=time_raw,
+            compute=[orig[i].name for i in compute],
         ))
     for k, secs in per_run.items():  # kernels from subgraphs (If/Loop bodies) and the like
         if k not in known:
             rows.append(NodeTiming(
                 name=k, op_type=profile.op_names.get(k, ""), nodes=[], op_types=[],
-                kernels=[k], fused=False, inserted=False, time_s=secs))
+                kernels=[k], fused=False, inserted=False, time_s=secs,
+                time_raw_s=raw.get(k, 0.0)))
     total = sum(r.time_s for r in rows)
     for r in rows:
         r.share = r.time_s / total if total > 0 else 0.0

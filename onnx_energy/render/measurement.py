@@ -53,7 +53,12 @@ def render_table(m: Measurement, top: int = 10) -> str:
         lines.append(f"records   {m.records} ({m.windows} window(s) appended)")
     if m.nodes is not None:
         covered = ""
-        if m.nodes_time_s is not None and m.runtime_s:
+        rec = m.reconciliation
+        if rec is not None and rec.coverage is not None:
+            covered = (f"; raw kernels {_si(rec.kernel_time_s, 's')} = "
+                       f"{rec.coverage * 100:.1f}% of runtime less session overhead "
+                       f"{_si(rec.session_overhead_s, 's')}, reconciled to add up to it")
+        elif m.nodes_time_s is not None and m.runtime_s:
             covered = (f"; kernels sum to {_si(m.nodes_time_s, 's')} = "
                        f"{m.nodes_time_s / m.runtime_s * 100:.1f}% of the runtime")
         energy_col = m.energy_j is not None
