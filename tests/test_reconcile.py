@@ -68,3 +68,33 @@ def test_session_overhead_is_the_one_node_time_less_one_dispatch() -> None:
     s, dispatch = session_overhead_from(7.5e-6, 7.5e-6 + (CHAIN - 1) * 0.3e-6)
     assert dispatch == pytest.approx(0.3e-6) and s == pytest.approx(7.2e-6)
     assert session_overhead_from(7e-6, 6e-6) == (7e-6, 0.0)  # noise: no negative dispatch
+def test_reconciled_groups_of_a_real_network_add_up_and_records_validate() -> None:
+    import jsonschema
+
+    from onnx_energy.calibration.networks import reference_networks
+    from onnx_energy.calibration.sweep import group_records
+    from onnx_energy.measure import NoSensor, measure, record_schema
+
+    net = next(n for n in reference_networks() if n.name.startswith("resnet-basic-w16"))
+    model = net.build()
+    m = measure(model, sensor="none", min_window=0.12, repeats=3, warmup=5, per_node=True,
+                session_overhead_s=7e-6)
+    rec = m.reconciliation
+    assert m.nodes is not None and rec is not None and m.runtime_s is not None
+    assert rec.session_overhead_s == 7e-6 and rec.kernels >= 8
+    assert m.nodes_time_s == pytest.approx(m.runtime_s - 7e-6, rel=0.05)
+    assert sum(r.time_raw_s or 0 for r in m.nodes) == pytest.approx(rec.kernel_time_s)
+    groups = {frozenset(r.compute) for r in m.nodes}
+    assert frozenset({"/conv1/Conv", "/relu/Relu"}) in groups  # Conv+Relu ran as one kernel
+    records = group_records(m, model, name=net.name, item="network:x", sensor=NoSensor(),
+                            hardware={"onnxruntime": "1"})
+    validator = jsonschema.Draft202012Validator(record_schema())
+    for r in records:
+        validator.validate(r)
+    assert sum(r["runtime_s"] or 0 for r in records) == pytest.approx(m.nodes_time_s)
+    assert [r.get("item_complete") for r in records][-1] is True
+    stem = next(r for r in records if "/conv1/Conv" in r["group"]["compute"])
+    conv = next(n for n in stem["group"]["nodes"] if n["name"] == "/conv1/Conv")
+    assert conv["op_type"] == "Conv" and conv["inputs"][0]["shape"] == [1, 3, 64, 64]
+    assert conv["inputs"][1]["initializer"] is True
+    assert stem["network_runtime_s"] == m.runtime_s and stem["model"]["name"] == net.name

@@ -19,6 +19,7 @@ from ..errors import OnnxEnergyError  # noqa: E402
 #: onnxruntime, which `analyze` never needs).
 COMMANDS = {
     "analyze": "onnx_energy.cli.analyze:analyze_command",
+    "calibrate": "onnx_energy.cli.calibrate:calibrate_command",
     "measure": "onnx_energy.cli.measure:measure_command",
 }
 
