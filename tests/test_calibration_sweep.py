@@ -85,11 +85,13 @@ def test_resume_skips_what_the_records_hold(tmp_path: Path) -> None:
     first = Counting()
     r1 = Sweep(items, records, FAST, measure_fn=first).run()
     assert r1.measured == [i.key for i in items] and not r1.left and not r1.interrupted
-    assert first.calls == 2 + 3  # two overhead chains, three specs
+    assert first.calls == 2 + 3  # two overhead chains (the longer one profiled), three specs
     recs = read_records(records).records
     assert {r["item"] for r in recs if r.get("item_complete")} == {i.key for i in items}
     assert all(r["item"] for r in recs)
-    assert r1.session_overhead_s is not None and 0 < r1.session_overhead_s < 1e-3
+    o = r1.overheads
+    assert o is not None and 0 < o.session_s < 1e-3 and o.profiled_kernel_s is not None
+    assert 0 <= o.dispatch_s < o.profiled_kernel_s  # the profiler costs more than dispatch
     # the last window's record carries the run's CV
     op = [r for r in recs if r["kind"] == "op"]
     assert op[0]["runtime_cv"] is None and op[1]["runtime_cv"] is not None
@@ -97,7 +99,7 @@ def test_resume_skips_what_the_records_hold(tmp_path: Path) -> None:
     second = Counting()
     r2 = Sweep(items, records, FAST, measure_fn=second).run()
     assert second.calls == 0 and r2.measured == [] and r2.already == len(items)
-    assert r2.session_overhead_s == pytest.approx(r1.session_overhead_s)
+    assert r2.overheads == pytest.approx(r1.overheads)  # read back from the records
     assert len(read_records(records).records) == len(recs)
     # another thread count is another profile: nothing counts as done
     other = Sweep(items[:1], records, Settings(threads=2, overhead_window=0.01,
@@ -156,11 +158,13 @@ def test_a_network_item_writes_windows_and_group_records(tmp_path: Path) -> None
     groups = [x for x in recs if x["kind"] == "group"]
     assert len(windows) == 2 and windows[0]["model"]["name"] == net.name
     assert groups and groups[-1]["item_complete"] is True
-    assert all(g["group"]["session_overhead_s"] == pytest.approx(r.session_overhead_s)
-               for g in groups)
+    assert r.overheads is not None
+    o = r.overheads
+    assert all(g["group"]["session_overhead_s"] == pytest.approx(o.session_s) for g in groups)
+    assert groups[0]["group"]["correction_s"] == pytest.approx(o.kernel_correction_s)
     total = sum(g["runtime_s"] or 0 for g in groups)
     t = groups[0]["network_runtime_s"]
-    assert total == pytest.approx(t - r.session_overhead_s, rel=1e-6)
+    assert total == pytest.approx(t - o.session_s, rel=1e-6)
 
 
 def test_budget_parsing() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from onnx import helper
 
-from onnx_energy.measure.overhead import CHAIN, session_overhead_from
+from onnx_energy.measure.overhead import CHAIN, Overheads, overheads_from
 from onnx_energy.measure.profiling import KernelProfile, node_timings, reconcile, spread
 
 
@@ -30,7 +30,7 @@ def test_spread_adds_one_delta_and_clamps_the_smallest_at_zero() -> None:
     assert spread({"a": 1.0}, 0.0)[0] == {"a": 0.0}
 
 
-def test_reconciled_groups_sum_to_runtime_less_session_overhead_exactly() -> None:
+def test_without_profiler_cost_one_delta_makes_groups_sum_to_t_less_s_exactly() -> None:
     n = helper.make_node
     graph = helper.make_graph([
         n("Conv", ["x", "w"], ["c"], name="conv"),
@@ -57,17 +57,39 @@ def test_reconciled_groups_sum_to_runtime_less_session_overhead_exactly() -> Non
     assert by["conv + relu"].time_s == pytest.approx(300e-6 + rec.per_kernel_s)
     assert by["conv + relu"].fused and by["conv + relu"].compute == ["conv", "relu"]
     assert by["softmax"].to_dict()["time_raw_s"] == pytest.approx(19e-6)
-    # runtime seen alongside the profile 400 µs, the windows' 420 µs: carried in proportion
-    times2, rec2 = reconcile(prof, t, s, target_s=420e-6 - s)
-    assert sum(times2.values()) == pytest.approx(413e-6, rel=1e-12)
-    assert rec2.scale == pytest.approx(413 / 393)
-    assert times2["mm"] / times["mm"] == pytest.approx(413 / 393)
 
 
-def test_session_overhead_is_the_one_node_time_less_one_dispatch() -> None:
-    s, dispatch = session_overhead_from(7.5e-6, 7.5e-6 + (CHAIN - 1) * 0.3e-6)
-    assert dispatch == pytest.approx(0.3e-6) and s == pytest.approx(7.2e-6)
-    assert session_overhead_from(7e-6, 6e-6) == (7e-6, 0.0)  # noise: no negative dispatch
+def test_kernel_times_are_the_median_of_the_stretch_means() -> None:
+    # three stretches of 2, 2 and 1 runs; the second stretch was slowed by another process
+    prof = KernelProfile({"k": [1.0, 3.0, 40.0, 60.0, 2.5], "j": [1.0] * 5}, {}, 5)
+    assert prof.per_run() == {"k": pytest.approx(21.3), "j": 1.0}
+    assert prof.per_run([2, 2, 1]) == {"k": 2.5, "j": 1.0}
+    assert prof.per_run([2, 2]) == prof.per_run()  # not the runs it holds: plain mean
+
+
+def test_overheads_from_the_two_chains() -> None:
+    o = overheads_from(7.5e-6, 7.5e-6 + (CHAIN - 1) * 0.3e-6, CHAIN * 2.4e-6)
+    assert o.dispatch_s == pytest.approx(0.3e-6) and o.session_s == pytest.approx(7.2e-6)
+    assert o.profiled_kernel_s == pytest.approx(2.4e-6)
+    assert o.kernel_correction_s == pytest.approx(-2.1e-6)
+    assert overheads_from(7e-6, 6e-6) == Overheads(7e-6, 0.0, None)  # noise: no negative d
+    assert Overheads(7e-6).kernel_correction_s is None
+
+
+def test_profiler_cost_is_taken_off_each_kernel_then_the_rest_in_proportion() -> None:
+    raw = {"big": 1000e-6, "mid": 100e-6, "tiny": 1.5e-6}
+    prof = _profile(raw)
+    t, s, c = 1050e-6, 7e-6, -2e-6  # c = d - p: each kernel event costs 2 µs too much
+    times, rec = reconcile(prof, t, s, kernel_correction_s=c)
+    assert sum(times.values()) == pytest.approx(t - s, rel=1e-12)
+    assert times["tiny"] == 0.0 and rec.clamped == 1  # cheaper than the profiler itself
+    scale = (t - s) / (998e-6 + 98e-6)
+    assert rec.scale == pytest.approx(scale) and rec.per_kernel_s == c
+    assert times["big"] == pytest.approx(998e-6 * scale)
+    assert times["mid"] == pytest.approx(98e-6 * scale)
+    assert rec.to_dict()["scale"] == pytest.approx(scale)
+
+
 def test_reconciled_groups_of_a_real_network_add_up_and_records_validate() -> None:
     import jsonschema
 
@@ -78,10 +100,11 @@ def test_reconciled_groups_of_a_real_network_add_up_and_records_validate() -> No
     net = next(n for n in reference_networks() if n.name.startswith("resnet-basic-w16"))
     model = net.build()
     m = measure(model, sensor="none", min_window=0.12, repeats=3, warmup=5, per_node=True,
-                session_overhead_s=7e-6)
+                overheads=Overheads(7e-6, 0.3e-6, 2.4e-6))
     rec = m.reconciliation
     assert m.nodes is not None and rec is not None and m.runtime_s is not None
     assert rec.session_overhead_s == 7e-6 and rec.kernels >= 8
+    assert rec.per_kernel_s == pytest.approx(-2.1e-6)
     assert m.nodes_time_s == pytest.approx(m.runtime_s - 7e-6, rel=0.05)
     assert sum(r.time_raw_s or 0 for r in m.nodes) == pytest.approx(rec.kernel_time_s)
     groups = {frozenset(r.compute) for r in m.nodes}

@@ -57,11 +57,11 @@ DEFAULT_COUNTS = {
 }
 
 #: Sampling ranges per family: parameter -> (low, high), drawn log-uniformly as integers
-#: (one table for the code and docs/calibration.md).
+#: (one table for the code and docs/calibration.md). Kernel sizes, strides, groups (2, 4,
+#: ..., 64), patch sizes (2, 4, 8, 16) and head sizes (32, 64, 128) are the variants' own.
 RANGES: dict[str, dict[str, tuple[int, int]]] = {
     "conv": {"batch": (1, 16), "size": (4, 224), "in_channels": (3, 1024),
-             "out_channels": (8, 1024), "groups": (2, 64), "group_width": (2, 64),
-             "patch": (2, 16)},
+             "out_channels": (8, 1024), "group_width": (2, 64)},
     "conv_seed": {"batch": (1, 256), "size": (4, 224), "kernel": (1, 11), "stride": (1, 5),
                   "padding": (0, 3), "in_channels": (1, 512), "out_channels": (1, 512)},
     "conv_depthwise": {"batch": (1, 16), "size": (4, 224), "channels": (8, 1024)},

@@ -2,8 +2,9 @@
 
 A sweep is a list of work items with stable keys:
 
-- ``session-overhead``: the fixed per-run cost s (`measure.overhead`), measured first,
-  because the networks' per-node times are reconciled without it;
+- ``session-overhead``: the fixed per-run cost s, the dispatch cost per node and the
+  profiler's cost per kernel (`measure.overhead`), measured first, because the networks'
+  per-node times are reconciled with them;
 - ``op:<spec key>``: one single-op spec, measured with short windows (records of kind
   ``op``, one per window);
 - ``network:<name>`` and ``model:<sha256>``: a reference network or a ``--from-model``
@@ -38,7 +39,7 @@ from ..errors import MeasurementInterrupted
 from ..measure.fingerprint import hardware_fingerprint
 from ..measure.measurement import Measurement, measure
 from ..measure.overhead import NAMES as OVERHEAD_NAMES
-from ..measure.overhead import overhead_models, session_overhead_from
+from ..measure.overhead import Overheads, overhead_models, overheads_from
 from ..measure.protocol import utc_now
 from ..measure.records import SCHEMA_ID, RecordWriter, read_records
 from ..measure.sensors import Sensor, open_sensor
@@ -149,7 +150,7 @@ class Result:
     interrupted: bool = False
     budget_hit: bool = False
     elapsed_s: float = 0.0
-    session_overhead_s: float | None = None
+    overheads: Overheads | None = None
     records: str = ""
     by_family: dict[str, int] = field(default_factory=dict)
 
@@ -178,9 +179,9 @@ class Sweep:
 
     # ------------------------------------------------------------------ resume
 
-    def finished(self, sensor_name: str) -> tuple[set[str], float | None]:
+    def finished(self, sensor_name: str) -> tuple[set[str], Overheads | None]:
         """Keys of the items this record file already holds, finished, for this provider,
-        thread count and sensor; and the session overhead it recorded, if any."""
+        thread count and sensor; and the overheads it recorded, if any."""
         if not self.records.exists():
             return set(), None
         s = self.settings
@@ -224,7 +225,7 @@ class Sweep:
         done, overhead = self.finished(sensor.name)
         todo = [i for i in self.items if i.key not in done]
         result = Result(planned=len(self.items), already=len(self.items) - len(todo),
-                        session_overhead_s=overhead, records=str(self.records))
+                        overheads=overhead, records=str(self.records))
         self._hardware = hardware_fingerprint(self.settings.provider, self.settings.device)
         for n, item in enumerate(todo):
             elapsed = self.clock() - start
@@ -236,13 +237,13 @@ class Sweep:
             t0 = self.clock()
             try:
                 if item.kind == "overhead":
-                    result.session_overhead_s = self._measure_overhead(sensor)
+                    result.overheads = self._measure_overhead(sensor)
                 elif item.kind == "op":
                     self._measure_op(item, sensor)
                 else:
-                    if result.session_overhead_s is None:
+                    if result.overheads is None:
                         raise RuntimeError("the session overhead was not measured")
-                    self._measure_network(item, sensor, result.session_overhead_s)
+                    self._measure_network(item, sensor, result.overheads)
             except (KeyboardInterrupt, MeasurementInterrupted):
                 result.interrupted = True
                 result.left.extend(i.key for i in todo[n:])
@@ -270,19 +271,27 @@ class Sweep:
         return {"provider": s.provider, "threads": s.threads, "device": s.device,
                 "sensor": sensor, "seed": s.seed, "out": self.records}
 
-    def _measure_overhead(self, sensor: Sensor) -> float:
+    def _measure_overhead(self, sensor: Sensor) -> Overheads:
         s = self.settings
-        times = []
-        models = overhead_models()
-        for i, (name, model) in enumerate(models):
-            last = {"item_complete": True} if i == len(models) - 1 else None
-            m = self.measure(model, **self._common(sensor), min_window=s.overhead_window,
-                             repeats=s.overhead_repeats, warmup=1000, idle=0,
-                             model_name=name, record_fields={"item": OVERHEAD_KEY},
-                             last_record_fields=last)
-            assert m.runtime_s is not None  # every window of a sensorless run counts
-            times.append(m.runtime_s)
-        return session_overhead_from(times[0], times[1])[0]
+        (one_name, one_model), (chain_name, chain_model) = overhead_models()
+        common = {**self._common(sensor), "min_window": s.overhead_window,
+                  "repeats": s.overhead_repeats, "warmup": 1000, "idle": 0,
+                  "record_fields": {"item": OVERHEAD_KEY}}
+        one = self.measure(one_model, model_name=one_name, **common)
+        assert one.runtime_s is not None  # every window of a sensorless run counts
+        chain = self.measure(chain_model, model_name=chain_name, per_node=True,
+                             overheads=Overheads(one.runtime_s), **common)
+        assert chain.runtime_s is not None and chain.reconciliation is not None
+        # the profiled chain's kernels as group records: their raw times give p on resume
+        self._write(group_records(chain, chain_model, name=chain_name, item=OVERHEAD_KEY,
+                                  sensor=sensor, hardware=self._hardware))
+        return overheads_from(one.runtime_s, chain.runtime_s,
+                              chain.reconciliation.kernel_time_s)
+
+    def _write(self, records: list[dict[str, Any]]) -> None:
+        with RecordWriter(self.records) as writer:
+            for rec in records:
+                writer.append(rec)
 
     def _measure_op(self, item: Item, sensor: Sensor) -> None:
         assert item.spec is not None
@@ -293,7 +302,7 @@ class Sweep:
                      record_fields={"item": item.key},
                      last_record_fields={"item_complete": True})
 
-    def _measure_network(self, item: Item, sensor: Sensor, overhead: float) -> None:
+    def _measure_network(self, item: Item, sensor: Sensor, overheads: Overheads) -> None:
         s = self.settings
         model: str | ModelProto
         if item.network is not None:
@@ -306,27 +315,31 @@ class Sweep:
         m = self.measure(model, **self._common(sensor), dims=dims, batch_size=batch,
                          min_window=s.net_window, repeats=s.net_repeats, warmup=s.net_warmup,
                          idle=s.net_window if sensor.name != "none" else 0, per_node=True,
-                         session_overhead_s=overhead, model_name=name,
+                         overheads=overheads, model_name=name,
                          record_fields={"item": item.key})
-        records = group_records(m, model, name=name, item=item.key, sensor=sensor,
-                                hardware=self._hardware, dims=dims, batch_size=batch)
-        with RecordWriter(self.records) as writer:
-            for rec in records:
-                writer.append(rec)
+        self._write(group_records(m, model, name=name, item=item.key, sensor=sensor,
+                                  hardware=self._hardware, dims=dims, batch_size=batch))
 
 
-def _overhead_from_records(records: Iterable[dict[str, Any]]) -> float | None:
-    """s from the overhead item's records: the medians of the two chains' windows."""
+def _overhead_from_records(records: Iterable[dict[str, Any]]) -> Overheads | None:
+    """s, d and p from the overhead item's records: the medians of the two chains' windows
+    and the profiled chain's raw kernel times (the run that completed the item)."""
     import statistics
 
+    recs = [r for r in records if r.get("item") == OVERHEAD_KEY]
+    last = next((r for r in reversed(recs) if r.get("item_complete")), None)
+    if last is None:
+        return None
     runs: dict[str, list[float]] = defaultdict(list)
-    for r in records:
-        if r.get("item") == OVERHEAD_KEY and r.get("kind") == "model" and r.get("runtime_s"):
+    for r in recs:
+        if r.get("kind") == "model" and r.get("runtime_s"):
             runs[(r.get("model") or {}).get("name") or ""].append(r["runtime_s"])
     if not all(runs.get(n) for n in OVERHEAD_NAMES):
         return None
+    kernels = sum((r.get("group") or {}).get("runtime_raw_s") or 0.0 for r in recs
+                  if r.get("kind") == "group" and r.get("run_id") == last.get("run_id"))
     one, chain = (statistics.median(runs[n]) for n in OVERHEAD_NAMES)
-    return session_overhead_from(one, chain)[0]
+    return overheads_from(one, chain, kernels or None)
 
 
 def group_records(m: Measurement, model: str | ModelProto, *, name: str, item: str,
@@ -355,7 +368,8 @@ def group_records(m: Measurement, model: str | ModelProto, *, name: str, item: s
                 "fused": row.fused, "inserted": row.inserted, "nodes": members,
                 "compute": row.compute, "runtime_raw_s": row.time_raw_s,
                 "share": row.share, "session_overhead_s": rec.session_overhead_s,
-                "correction_s": rec.per_kernel_s, "coverage": rec.coverage,
+                "correction_s": rec.per_kernel_s, "scale": rec.scale,
+                "coverage": rec.coverage,
             },
             "provider": m.provider, "threads": m.threads, "dims": m.dims,
             "batch_size": m.batch_size, "inputs": m.inputs, "seed": m.seed,

@@ -164,8 +164,13 @@ def _summary(r: object) -> str:
     if r.failed:
         first = next(iter(r.failed.items()))
         parts.append(f"{len(r.failed)} failed (first: {first[0]}: {first[1]})")
-    if r.session_overhead_s is not None:
-        parts.append(f"session overhead {r.session_overhead_s * 1e6:.1f} µs")
+    if r.overheads is not None:
+        o = r.overheads
+        text = (f"session overhead {o.session_s * 1e6:.1f} µs, dispatch "
+                f"{o.dispatch_s * 1e6:.2f} µs per node")
+        if o.profiled_kernel_s is not None:
+            text += f", profiler {o.profiled_kernel_s * 1e6:.2f} µs per kernel"
+        parts.append(text)
     return "; ".join(parts)
 
 

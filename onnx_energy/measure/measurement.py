@@ -6,6 +6,7 @@ is said. Each window is appended to the record file (if given) before the next o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Mapping
@@ -20,7 +21,7 @@ from onnx import ModelProto
 from ..errors import MeasurementFailed, MeasurementInterrupted, OnnxEnergyError
 from ..render.units import si
 from .fingerprint import hardware_fingerprint
-from .overhead import overhead_models, session_overhead_from
+from .overhead import Overheads, overhead_models, overheads_from
 from .profiling import NodeTiming, Reconciliation, node_timings, parse_profile, reconcile
 from .protocol import Idle, Window, cv, idle_baseline, median, run_window, warm_up
 from .records import SCHEMA_ID, RecordWriter
@@ -160,7 +161,7 @@ def measure(
     device: int = 0,
     progress: Progress | None = None,
     model_name: str | None = None,
-    session_overhead_s: float | None = None,
+    overheads: Overheads | None = None,
     record_fields: Mapping[str, Any] | None = None,
     last_record_fields: Mapping[str, Any] | None = None,
 ) -> Measurement:
@@ -174,10 +175,11 @@ def measure(
     ``min_window`` seconds and is appended to ``out`` as one JSON line before the next starts.
     Ctrl-C raises `MeasurementInterrupted`; the windows already written stay.
 
-    ``per_node`` profiles the kernels afterwards and reconciles their times with the
-    runtime (`profiling.reconcile`), leaving out ``session_overhead_s`` (measured with
-    `overhead.measure_session_overhead` when not given). ``model_name`` is recorded as the
-    model's readable name; ``record_fields`` are added to every record written and
+    ``per_node`` profiles the kernels in a second session, in stretches between the
+    windows, and reconciles their times with the runtime (`profiling.reconcile`) using
+    ``overheads`` (the session overhead, dispatch and profiler cost; measured with
+    `measure_overheads` when not given). ``model_name`` is recorded as the model's
+    readable name; ``record_fields`` are added to every record written and
     ``last_record_fields`` to the record of the last window (calibration's work items).
     """
     if repeats < 1:
@@ -188,6 +190,7 @@ def measure(
     writer: RecordWriter | None = None
     opened: Sensor | None = None
     out_str = None if out is None else str(out)
+    stack = contextlib.ExitStack()
     try:
         say("loading the model")
         runner = Runner(model, provider=provider, threads=threads, dims=dims,
@@ -211,12 +214,19 @@ def measure(
         spec_field = None if spec is None else _jsonable(dict(spec))
         run_id = uuid.uuid4().hex
 
+        if per_node and overheads is None:
+            say("session overhead")
+            overheads = measure_overheads(provider, threads, device)
         idle_s = min_window if idle is None else idle
         if the_sensor.name != "none" and idle_s > 0:
             say(f"idle baseline ({idle_s:g} s, {the_sensor.name})")
         baseline = idle_baseline(the_sensor, idle_s)
         say("warm-up")
         warm_up(runner, warmup, min_window)
+        profiler = None
+        if per_node:
+            say("warm-up (profiled session)")
+            profiler = stack.enter_context(_NodeProfiler(model, runner, warmup, min_window))
 
         windows: list[Window] = []
         failures: list[str] = []
@@ -236,6 +246,8 @@ def measure(
                 if i == repeats - 1:
                     rec.update(last_record_fields or {})
                 writer.append(rec)
+            if profiler is not None:  # profiled runs between the windows: the same machine
+                profiler.stretch(min_window / repeats)
         if not windows:
             raise MeasurementFailed(
                 f"all {repeats} windows failed to read the sensor {the_sensor.name!r} "
@@ -272,37 +284,36 @@ def measure(
             run_id=run_id,
         )
         result.energy_note = _energy_note(the_sensor, notes, baseline, energy, sensor)
-        if per_node:
-            if session_overhead_s is None:
-                say("session overhead")
-                session_overhead_s = measure_session_overhead(provider, threads, device)
-            say("per-node profiling")
-            assert runtime is not None  # at least one window
-            result.nodes, result.reconciliation = _profile_nodes(
-                model, runner, warmup=warmup, min_window=min_window, energy=energy,
-                runtime_s=runtime, session_overhead_s=session_overhead_s)
+        if profiler is not None:
+            say("per-node times")
+            assert runtime is not None and overheads is not None
+            result.nodes, result.reconciliation = profiler.finish(runtime, overheads, energy)
             result.nodes_time_s = sum(r.time_s for r in result.nodes)
         return result
     except KeyboardInterrupt:
         raise MeasurementInterrupted(writer.written if writer else 0, out_str) from None
     finally:
+        stack.close()
         if writer is not None:
             writer.close()
         if opened is not None:
             opened.close()
 
 
-def measure_session_overhead(provider: str = "cpu", threads: int = 1, device: int = 0,
-                             min_window: float = 0.1, repeats: int = 5) -> float:
-    """The session overhead s per run on this machine for this provider and thread count
-    (`overhead`: one- and nine-node chains of a near-empty kernel)."""
-    times = []
-    for _name, model in overhead_models():
-        m = measure(model, provider=provider, threads=threads, device=device, sensor="none",
-                    min_window=min_window, repeats=repeats, warmup=1000, idle=0)
-        assert m.runtime_s is not None  # sensor none: every window counts
-        times.append(m.runtime_s)
-    return session_overhead_from(times[0], times[1])[0]
+def measure_overheads(provider: str = "cpu", threads: int = 1, device: int = 0,
+                      min_window: float = 0.1, repeats: int = 5) -> Overheads:
+    """The session overhead, dispatch and profiler cost on this machine, for this provider
+    and thread count (`overhead`: one- and nine-node chains of a near-empty kernel, the
+    longer one also profiled)."""
+    common: dict[str, Any] = {"provider": provider, "threads": threads, "device": device,
+                              "sensor": "none", "min_window": min_window, "repeats": repeats,
+                              "warmup": 1000, "idle": 0}
+    (_, one_model), (_, chain_model) = overhead_models()
+    one = measure(one_model, **common).runtime_s
+    assert one is not None  # sensor none: every window counts
+    chain = measure(chain_model, per_node=True, overheads=Overheads(one), **common)
+    assert chain.runtime_s is not None and chain.reconciliation is not None
+    return overheads_from(one, chain.runtime_s, chain.reconciliation.kernel_time_s)
 
 
 def _window_progress(i: int, repeats: int, windows: list[Window]) -> str:
@@ -337,46 +348,47 @@ def _energy_note(sensor: Sensor, notes: list[str], idle: Idle, energy: float | N
     return "; ".join(parts) or None
 
 
-#: Profiled and unprofiled stretches alternate this many times during per-node profiling.
-PROFILE_ROUNDS = 3
+class _NodeProfiler:
+    """A second session of the model with onnxruntime's profiler on (its overhead never
+    touches the windows). Its runs come in stretches between the windows, so the kernels
+    and the runtime they are reconciled with are measured on the same machine state."""
 
-
-def _profile_nodes(model: Any, runner: Runner, *, warmup: int, min_window: float,
-                   energy: float | None, runtime_s: float, session_overhead_s: float,
-                   ) -> tuple[list[NodeTiming], Reconciliation]:
-    """Profile in a separate session (profiling overhead never touches the windows).
-
-    Profiled stretches (``min_window`` seconds in all) alternate with unprofiled ones of the
-    measured session, so that the runtime the kernels are reconciled with was seen by the
-    same machine state as the kernels themselves; the result is then carried to the
-    windows' runtime (``runtime_s``) in proportion.
-    """
-    from .sensors import NoSensor
-
-    with temp_dir() as tmp:
-        opt_path = Path(tmp) / "optimized.onnx"
-        prof = Runner(
+    def __init__(self, model: Any, runner: Runner, warmup: int, min_window: float) -> None:
+        self._tmp = temp_dir()
+        tmp = self._tmp.name
+        self.runner = runner
+        self.opt_path = Path(tmp) / "optimized.onnx"
+        self.prof = Runner(
             model if runner.path is None else runner.path,
             provider=runner.provider, threads=runner.threads, dims=runner.bindings,
             batch_size=runner.batch_size, seed=runner.seed, inputs=runner.feeds,
-            device=runner.device, profile_dir=tmp, save_optimized=opt_path,
+            device=runner.device, profile_dir=tmp, save_optimized=self.opt_path,
         )
-        n_warm, _ = warm_up(prof, warmup, min_window)
-        alongside: list[float] = []
-        stretch = min_window / PROFILE_ROUNDS
-        for i in range(PROFILE_ROUNDS):
-            warm_up(prof, 1 << 30, stretch)  # profiled runs
-            warm_up(runner, 3, stretch / 10)  # the caches back to this session
-            alongside.append(run_window(runner, NoSensor(), stretch, None, i).runtime_s)
-        profile = parse_profile(prof.end_profiling(), skip_runs=n_warm)
-        optimized = onnx.load(str(opt_path), load_external_data=False)
-    reference = median(alongside)
-    assert reference is not None
-    times, rec = reconcile(profile, reference, session_overhead_s,
-                           target_s=runtime_s - session_overhead_s)
-    rows = node_timings(runner.graph_proto.graph, optimized.graph, profile, energy,
-                        constants=runner.weight_names, kernel_times=times)
-    return rows, rec
+        self.n_warm, _ = warm_up(self.prof, warmup, min_window)
+        self.stretches: list[int] = []
+
+    def __enter__(self) -> _NodeProfiler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._tmp.cleanup()
+
+    def stretch(self, seconds: float) -> None:
+        n, _ = warm_up(self.prof, 1 << 30, seconds)  # at least one profiled run
+        self.stretches.append(n)
+        warm_up(self.runner, 2, seconds / 10)  # the caches back to the measured session
+
+    def finish(self, runtime_s: float, overheads: Overheads, energy: float | None,
+               ) -> tuple[list[NodeTiming], Reconciliation]:
+        profile = parse_profile(self.prof.end_profiling(), skip_runs=self.n_warm)
+        optimized = onnx.load(str(self.opt_path), load_external_data=False)
+        times, rec = reconcile(profile, runtime_s, overheads.session_s,
+                               stretches=self.stretches,
+                               kernel_correction_s=overheads.kernel_correction_s)
+        rows = node_timings(self.runner.graph_proto.graph, optimized.graph, profile, energy,
+                            constants=self.runner.weight_names, kernel_times=times,
+                            raw_times=profile.per_run(self.stretches))
+        return rows, rec
 
 
 def _jsonable(value: Any) -> Any:

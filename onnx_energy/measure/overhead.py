@@ -1,15 +1,23 @@
-"""The fixed per-run cost of an onnxruntime session: what a run costs outside any kernel.
+"""What a run costs outside the kernels' own work: the session, the dispatch, the profiler.
 
-Every ``session.run`` pays a fixed price before and after its kernels (the Python binding,
-feeding the inputs, allocating the outputs, the executor's setup; on CUDA the IO binding
-call). A per-node split of a network's runtime must leave it out, and a single-op
-measurement contains it. It is measured on two chains of a kernel that does next to no
-work (Relu on one float): one node and `CHAIN` nodes. Their difference is the per-node
-dispatch cost; the one-node time minus one dispatch is the session overhead ``s``
-(`measurement.measure_session_overhead` measures it).
+- **Session overhead s**: every ``session.run`` pays a fixed price before and after its
+  kernels (the Python binding, feeding the inputs, allocating the outputs, the executor's
+  setup; on CUDA the IO binding call). A per-node split of a network's runtime leaves it
+  out; a single-op measurement contains it.
+- **Dispatch d**: what one more node costs an unprofiled run beyond its work.
+- **Profiled kernel p**: what the profiler reports for a kernel that does next to nothing,
+  its own cost per kernel event.
+
+All three come from two chains of Relu on one float: one node and `CHAIN` nodes, the longer
+one also profiled. d is their difference per node, s the one-node time less one dispatch,
+p the profiled chain's kernel time per kernel; per-node times are reconciled with a
+network's runtime by adding ``d − p`` to every kernel (`profiling.reconcile`).
+`measurement.measure_overheads` measures them.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from onnx import ModelProto, TensorProto, helper
 
@@ -17,6 +25,26 @@ from onnx import ModelProto, TensorProto, helper
 CHAIN = 9
 #: Names of the two models, as written to records (``model.name``).
 NAMES = ("session-overhead/relu-1", f"session-overhead/relu-{CHAIN}")
+
+
+@dataclass(frozen=True)
+class Overheads:
+    """s, d and p of the module docstring (seconds; p None when not profiled)."""
+
+    session_s: float
+    dispatch_s: float = 0.0
+    profiled_kernel_s: float | None = None
+
+    @property
+    def kernel_correction_s(self) -> float | None:
+        """What to add to a profiled kernel's time: its dispatch less the profiler's cost."""
+        if self.profiled_kernel_s is None:
+            return None
+        return self.dispatch_s - self.profiled_kernel_s
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {"session_overhead_s": self.session_s, "dispatch_s": self.dispatch_s,
+                "profiled_kernel_s": self.profiled_kernel_s}
 
 
 def relu_chain(n: int) -> ModelProto:
@@ -37,10 +65,12 @@ def overhead_models() -> list[tuple[str, ModelProto]]:
     return [(NAMES[0], relu_chain(1)), (NAMES[1], relu_chain(CHAIN))]
 
 
-def session_overhead_from(one_s: float, chain_s: float) -> tuple[float, float]:
-    """(session overhead s, dispatch per node) from the runtimes of the two chains.
+def overheads_from(one_s: float, chain_s: float,
+                   profiled_kernels_s: float | None = None) -> Overheads:
+    """s, d and p from the runtimes of the two chains and the profiled chain's kernel sum.
 
-    Clamped at zero: a negative value is noise in two nearly equal numbers.
+    d is clamped at zero: a negative value is noise in two nearly equal numbers.
     """
     dispatch = max(0.0, (chain_s - one_s) / (CHAIN - 1))
-    return max(0.0, one_s - dispatch), dispatch
+    return Overheads(max(0.0, one_s - dispatch), dispatch,
+                     None if profiled_kernels_s is None else profiled_kernels_s / CHAIN)

@@ -27,22 +27,29 @@ A group of more than one original node is reported as fused, under all its node 
 **Reconciliation with the unprofiled runtime.** The profiler is not free: every kernel event
 costs a few microseconds inside the timed span (and more between kernels), while an
 unprofiled run pays only about 0.3 µs of dispatch per kernel. Kernel sums therefore exceed
-the runtime on networks of many small kernels and fall short of it when the machine drifts
-between the two measurements. `reconcile` removes both: with T the unprofiled runtime per
-inference measured interleaved with the profiled runs, s the fixed per-run session overhead,
-K the kernel sum and n the kernel count, each kernel gets ``t + δ`` with one δ for all
-(``δ = (T − s − K) / n`` unless that would make a kernel negative: such kernels are clamped
-at zero and δ is solved again over the rest), so the kernels sum to T − s exactly and each
-carries its share of dispatch cost. docs/calibration.md has the measurements behind this.
+the runtime on networks of many small kernels. `reconcile` corrects that in two parts, with
+T the unprofiled runtime per inference (windows interleaved with the profiled runs, so that
+both see the same machine), s the fixed per-run session overhead and K the kernel sum:
+
+1. every kernel gets ``d − p`` added, the dispatch cost of a node less what the profiler
+   reports for a kernel that does nothing (`overhead.Overheads`: about 0.3 − 2.4 µs on one
+   CPU thread), clamped at zero;
+2. the kernels are scaled by one factor so that they sum to T − s exactly: the rest of the
+   profiler's cost grows with the kernel (3–6 µs on larger tensors), and noise between the
+   windows and the profiled stretches is proportional too.
+
+Without a measured ``p`` the whole difference is spread as one δ per kernel instead (`spread`).
+docs/calibration.md has the measurements behind this.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,10 +77,20 @@ class KernelProfile:
     #: Wall time of each profiled run as the profiler saw it (its ``model_run`` span).
     run_seconds: list[float] = field(default_factory=list)
 
-    def per_run(self) -> dict[str, float]:
-        """Mean over the runs of each kernel's time: the same statistic as a window's runtime
-        (window time / iterations), so the two stay comparable on a busy machine too."""
-        return {k: statistics.fmean(v) for k, v in self.seconds.items()} if self.runs else {}
+    def per_run(self, stretches: Sequence[int] | None = None) -> dict[str, float]:
+        """Each kernel's time per run: the mean over the runs, the statistic of a window's
+        runtime (window time / iterations). With ``stretches`` (consecutive runs per
+        stretch), the median over stretches of each stretch's mean: the statistic of a
+        measurement's runtime (the median of its windows), robust to a stretch that another
+        process slowed down."""
+        if not self.runs:
+            return {}
+        if not stretches or sum(stretches) != self.runs or len(stretches) < 2:
+            return {k: statistics.fmean(v) for k, v in self.seconds.items()}
+        bounds = list(itertools.accumulate(stretches, initial=0))
+        return {k: statistics.median(statistics.fmean(v[a:b])
+                                     for a, b in itertools.pairwise(bounds))
+                for k, v in self.seconds.items()}
 
 
 def parse_profile(path: str, skip_runs: int = 0) -> KernelProfile:
@@ -110,11 +127,11 @@ class Reconciliation:
 
     ``runtime_s`` (T) is the unprofiled runtime the kernels were reconciled with,
     ``session_overhead_s`` (s) the fixed per-run cost outside any kernel, ``kernel_time_s``
-    (K) the raw kernel sum of ``kernels`` (n) kernels, ``per_kernel_s`` the δ each kernel got
-    (negative when the profiler's overhead exceeds the dispatch cost it hides), ``clamped``
-    how many kernels came out at zero, ``scale`` the factor that carried the result from T
-    to the windows' runtime (``target_s`` = windows' runtime − s), and ``profiled_run_s``
-    the mean wall time of a profiled run.
+    (K) the raw kernel sum of ``kernels`` (n) kernels, ``per_kernel_s`` the δ added to every
+    kernel (d − p, or the whole difference per kernel without p; negative when the
+    profiler's cost exceeds the dispatch cost it hides), ``scale`` the factor applied after
+    it, ``clamped`` how many kernels came out at zero, and ``profiled_run_s`` the mean wall
+    time of a profiled run.
     """
 
     runtime_s: float
@@ -123,7 +140,6 @@ class Reconciliation:
     kernels: int
     per_kernel_s: float
     clamped: int
-    target_s: float
     scale: float = 1.0
     profiled_run_s: float | None = None
 
@@ -141,9 +157,8 @@ class Reconciliation:
             "kernels": self.kernels,
             "coverage": self.coverage,
             "per_kernel_correction_s": self.per_kernel_s,
-            "clamped": self.clamped,
-            "target_s": self.target_s,
             "scale": self.scale,
+            "clamped": self.clamped,
             "profiled_run_s": self.profiled_run_s,
         }
 
@@ -176,28 +191,34 @@ def spread(times: dict[str, float], target_s: float) -> tuple[dict[str, float], 
 
 def reconcile(
     profile: KernelProfile, runtime_s: float, session_overhead_s: float = 0.0,
-    target_s: float | None = None,
+    stretches: Sequence[int] | None = None, kernel_correction_s: float | None = None,
 ) -> tuple[dict[str, float], Reconciliation]:
-    """Per-kernel times that add up to the unprofiled runtime (module docstring).
-
-    ``runtime_s`` is T, measured as close in time to the profiled runs as possible (the
-    additive correction assumes both saw the same machine); ``target_s`` (default T − s) is
-    what the kernels finally sum to: the windows' runtime − s, when T came from runs
-    interleaved with the profiled ones, which scales the result by target / (T − s) so a
-    drift of the machine between the windows and the profile is carried proportionally.
-    """
-    raw = profile.per_run()
-    base = runtime_s - session_overhead_s
-    target = base if target_s is None else max(0.0, target_s)
-    times, delta, clamped = spread(raw, base)
-    scale = target / base if base > 0 else 1.0
-    if scale != 1.0:
-        times = {k: t * scale for k, t in times.items()}
+    """Per-kernel times that add up to ``runtime_s`` − ``session_overhead_s`` (T − s; see
+    the module docstring). T must be measured on the same machine state as the profile
+    (measure() interleaves its windows with the profiled stretches); ``stretches`` are
+    the profiled runs per stretch (`KernelProfile.per_run`); ``kernel_correction_s`` is
+    d − p, added to every kernel before the result is scaled to T − s (without it, one δ
+    per kernel makes up the whole difference)."""
+    raw = profile.per_run(stretches)
+    target = max(0.0, runtime_s - session_overhead_s)
+    times: dict[str, float] = {}
+    scale = 1.0
+    if kernel_correction_s is not None:
+        shifted = {k: max(0.0, t + kernel_correction_s) for k, t in raw.items()}
+        total = sum(shifted.values())
+        if total > 0:
+            scale = target / total
+            times = {k: t * scale for k, t in shifted.items()}
+            delta = kernel_correction_s
+            clamped = sum(t + kernel_correction_s < 0 for t in raw.values())
+    if not times:
+        times, delta, clamped = spread(raw, target)
+        scale = 1.0
     runs = profile.run_seconds
     rec = Reconciliation(
         runtime_s=runtime_s, session_overhead_s=session_overhead_s,
         kernel_time_s=sum(raw.values()), kernels=len(raw), per_kernel_s=delta,
-        clamped=clamped, target_s=target, scale=scale,
+        clamped=clamped, scale=scale,
         profiled_run_s=statistics.fmean(runs) if runs else None)
     return times, rec
 
@@ -447,15 +468,16 @@ def node_timings(
     energy_per_inference: float | None = None,
     constants: Iterable[str] = (),
     kernel_times: dict[str, float] | None = None,
+    raw_times: dict[str, float] | None = None,
 ) -> list[NodeTiming]:
     """Per-inference time of each node or fused group, largest first.
 
     ``kernel_times`` are reconciled kernel times (`reconcile`); without them the rows carry
-    the profiler's raw times. ``share`` is the group's fraction of all kernel time; with an
-    energy per inference, ``energy_j`` splits it in proportion to time (labelled
-    time-proportional).
+    the profiler's raw times (``raw_times``, by default the mean over the runs). ``share``
+    is the group's fraction of all kernel time; with an energy per inference, ``energy_j``
+    splits it in proportion to time (labelled time-proportional).
     """
-    raw = profile.per_run()
+    raw = profile.per_run() if raw_times is None else raw_times
     per_run = raw if kernel_times is None else kernel_times
     orig, groups = map_kernels(original, optimized, constants)
     known = {k for g in groups for k in g.kernels}
