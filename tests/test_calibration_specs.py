@@ -24,6 +24,7 @@ from onnx_energy.calibration.specs import (
     family_of,
     mine,
     random_specs,
+    ranges_markdown,
 )
 from onnx_energy.measure.runner import Runner
 
@@ -143,6 +144,13 @@ def test_spec_json_round_trips_and_keys_ignore_source() -> None:
     assert family_of("Conv", {"group": 32}, [(1, 32, 8, 8)]) == "conv_depthwise"
     assert family_of("Conv", {"group": 4}, [(1, 32, 8, 8)]) == "conv"
     assert family_of("Shape", {}) is None
+
+
+def test_docs_hold_the_ranges_table() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).parent.parent / "docs" / "calibration.md").read_text("utf-8")
+    assert ranges_markdown() in doc
 
 
 def _mining_model() -> object:
