@@ -96,6 +96,8 @@ def test_resume_skips_what_the_records_hold(tmp_path: Path) -> None:
     op = [r for r in recs if r["kind"] == "op"]
     assert op[0]["runtime_cv"] is None and op[1]["runtime_cv"] is not None
     assert op[1]["spec"]["family"] == "activation" and op[1]["spec"]["key"] in op[1]["item"]
+    # CPU time per inference, one thread: at most the wall time (plus clock granularity)
+    assert all(0 < r["cpu_time_s"] <= r["runtime_s"] * 1.5 for r in op)
     second = Counting()
     r2 = Sweep(items, records, FAST, measure_fn=second).run()
     assert second.calls == 0 and r2.measured == [] and r2.already == len(items)

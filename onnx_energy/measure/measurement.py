@@ -130,6 +130,7 @@ def _record(
         "iterations": window.iterations,
         "window_s": window.seconds,
         "runtime_s": window.runtime_s,
+        "cpu_time_s": window.cpu_s,
         # the CV of this run's windows so far: the last window's record has the run's CV
         "runtime_cv": cv([w.runtime_s for w in so_far]),
         "energy_j": window.energy_j,
