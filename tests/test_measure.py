@@ -16,7 +16,7 @@ from onnx_energy.cli import main
 from onnx_energy.errors import BindingError
 from onnx_energy.graph import TensorInfo
 from onnx_energy.measure.measurement import MeasurementFailed, measure
-from onnx_energy.measure.profiling import map_kernels, node_timings, parse_profile
+from onnx_energy.measure.profiling import KernelProfile, map_kernels, node_timings, parse_profile
 from onnx_energy.measure.protocol import idle_baseline, run_window
 from onnx_energy.measure.runner import MeasurementError, Runner, random_inputs
 from onnx_energy.measure.sensors import (
@@ -417,3 +417,23 @@ def test_cli_table_and_errors(conv_path: str, tmp_path: Path,
     _, err = capsys.readouterr()
     if not Path("/sys/class/powercap").exists():
         assert code == 2 and err.startswith("onnx-energy: error: rapl:")
+
+
+def test_unnamed_kernels_are_paired_with_the_profile_by_op_type() -> None:
+    n = helper.make_node
+    original = _graph([
+        n("Gemm", ["x", "w", "b"], ["g"], name="fc"),
+        n("HardSwish", ["g"], ["y"], name="hswish"),
+    ])
+    optimized = _graph([  # onnxruntime splits the HardSwish into two nodes without names
+        n("Gemm", ["x", "w", "b"], ["g"], name="fc"),
+        n("HardSigmoid", ["g"], ["hs"], name=""),
+        n("Mul", ["g", "hs"], ["y"], name=""),
+    ])
+    prof = KernelProfile({"fc": [10e-6], "HardSigmoid_3": [2e-6], "Mul_4": [1e-6]},
+                         {"fc": "Gemm", "HardSigmoid_3": "HardSigmoid", "Mul_4": "Mul"}, 1)
+    rows = node_timings(original, optimized, prof)
+    by = {r.name: r for r in rows}
+    assert set(by) == {"fc", "hswish"}  # no rows of their own for the split kernels
+    assert by["hswish"].kernels == ["HardSigmoid_3", "Mul_4"]
+    assert by["hswish"].time_s == pytest.approx(3e-6)

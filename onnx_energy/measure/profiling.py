@@ -19,8 +19,10 @@ profiler times the kernels of that optimised graph. This module maps each kernel
    the last node's output); failing that, its producer's group.
 5. Reshapes and layout reorders that onnxruntime inserted (not named like an original node)
    join the kernel they feed or are fed by through a tensor the original graph lacks (the
-   reshapes around a MatMul+Add turned Gemm, the NCHWc reorders). Other kernels tied to no
-   original node (copies, for instance) are listed as inserted by onnxruntime.
+   reshapes around a MatMul+Add turned Gemm, the NCHWc reorders), and so do kernels tied to
+   no original node that are pieces of a node onnxruntime split (the HardSigmoid of a
+   HardSwish turned HardSigmoid·Mul). Copies between devices are listed as inserted by
+   onnxruntime.
 
 A group of more than one original node is reported as fused, under all its node names.
 
@@ -62,6 +64,8 @@ _FOLDED = -1  # the group of nodes onnxruntime folded into constants or eliminat
 _SHAPE_OPS = frozenset({"Identity", "Constant", "ConstantOfShape", "Shape", "Size", "Gather",
                         "Unsqueeze", "Squeeze", "Concat", "Cast", "Slice", "Range", "Reshape",
                         "Equal", "Where", "Expand"})
+#: Copies between devices: listed as inserted by onnxruntime, never joined to a node.
+_COPY_OPS = frozenset({"MemcpyToHost", "MemcpyFromHost"})
 #: Data-movement kernels onnxruntime inserts around the nodes it rewrites.
 _GLUE_OPS = frozenset({"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Transpose",
                        "ReorderInput", "ReorderOutput"})
@@ -375,9 +379,12 @@ def map_kernels(
             made_by[t] = ki
         for t in k.input:
             used_by[t].append(ki)
-    for ki, (k, _) in enumerate(kernel_anchors):
-        if k.name in by_name or k.op_type not in _GLUE_OPS:
+    for ki, (k, anchors) in enumerate(kernel_anchors):
+        if k.name in by_name or k.op_type in _COPY_OPS:
             continue
+        if k.op_type not in _GLUE_OPS and anchors:
+            continue  # a compute kernel tied to its own nodes; unanchored ones are pieces
+            # of a node onnxruntime split (a HardSwish into HardSigmoid and Mul)
         inner = [t for t in k.input if t and t not in producer and t in made_by]
         if inner:
             parent[find(ki)] = find(made_by[inner[0]])
@@ -446,6 +453,40 @@ def map_kernels(
     return orig, [groups[k] for k in sorted(groups, key=_group_order(groups))]
 
 
+def _suffix(name: str) -> int:
+    tail = name.rpartition("_")[2]
+    return int(tail) if tail.isdigit() else 1 << 30
+
+
+def _name_unnamed(original: GraphProto, optimized: GraphProto, times: dict[str, float],
+                  op_names: dict[str, str]) -> GraphProto:
+    """The optimised graph with its unnamed nodes named as the profiler names them.
+
+    Nodes onnxruntime creates without a name (the HardSigmoid and Mul it splits a
+    HardSwish after a Gemm into, for one) appear in the profile as ``<OpType>_<index>``,
+    an index the saved graph does not keep: they are paired, per op type and in order, with
+    the profiled kernels no node of the graph is named after. Without this they would be
+    rows of their own and their node's group would have no time.
+    """
+    unnamed = [i for i, k in enumerate(optimized.node) if not k.name]
+    if not unnamed:
+        return optimized
+    taken = {k.name for k in optimized.node} | {n.name for n in original.node}
+    spare: dict[str, list[str]] = defaultdict(list)
+    for k in sorted(times, key=_suffix):
+        if k not in taken:
+            spare[op_names.get(k, "")].append(k)
+    if not spare:
+        return optimized
+    named = GraphProto()
+    named.CopyFrom(optimized)
+    for i in unnamed:
+        node = named.node[i]
+        if spare.get(node.op_type):
+            node.name = spare[node.op_type].pop(0)
+    return named
+
+
 def _group_order(groups: dict[int, Group]) -> Any:
     def key(k: int) -> tuple[int, int]:
         g = groups[k]
@@ -479,6 +520,7 @@ def node_timings(
     """
     raw = profile.per_run() if raw_times is None else raw_times
     per_run = raw if kernel_times is None else kernel_times
+    optimized = _name_unnamed(original, optimized, raw, profile.op_names)
     orig, groups = map_kernels(original, optimized, constants)
     known = {k for g in groups for k in g.kernels}
     rows: list[NodeTiming] = []
