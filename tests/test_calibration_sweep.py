@@ -101,7 +101,8 @@ def test_resume_skips_what_the_records_hold(tmp_path: Path) -> None:
     second = Counting()
     r2 = Sweep(items, records, FAST, measure_fn=second).run()
     assert second.calls == 0 and r2.measured == [] and r2.already == len(items)
-    assert r2.overheads == pytest.approx(r1.overheads)  # read back from the records
+    assert r2.overheads is not None  # read back from the records
+    assert r2.overheads.to_dict() == pytest.approx(o.to_dict())
     assert len(read_records(records).records) == len(recs)
     # another thread count is another profile: nothing counts as done
     other = Sweep(items[:1], records, Settings(threads=2, overhead_window=0.01,
@@ -212,3 +213,55 @@ def test_cli_run_measures_fits_later_and_resumes(capsys: pytest.CaptureFixture[s
     assert any(r["kind"] == "op" and r["spec"]["op_type"] == "Softmax" for r in recs)
     code, stdout, err = _calibrate(capsys, *args)
     assert code == 0 and "measured 0 of 2 items" in err and "2 already in" in err
+
+
+def _tiny_model(path: Path) -> None:
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((16, 8), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["m"], name="mm"),
+         helper.make_node("Relu", ["m"], ["y"], name="relu")], "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+def test_cli_from_model_mines_and_measures_it_in_context(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    model = tmp_path / "tiny.onnx"
+    _tiny_model(model)
+    out = str(tmp_path / "p.json")
+    base = ("--from-model", str(model), "--families", "gemm", "--per-family", "0",
+            "--no-networks", "--sensor", "none", "--out", out, "-q")
+    code, o, e = _calibrate(capsys, *base)
+    assert_one_line_error(code, o, e, "batch", "--dim batch=N")  # unbound: refused up front
+    code, o, e = _calibrate(capsys, *base, "--batch-size", "4")
+    assert code == 0, e
+    assert "mined 2 distinct configurations" in e and "measured 3 of 3 items" in e
+    recs = read_records(tmp_path / "p.records.jsonl").records
+    (spec,) = {json.dumps(r["spec"], sort_keys=True) for r in recs if r["kind"] == "op"}
+    assert json.loads(spec)["source"] == "mined"
+    assert json.loads(spec)["inputs"][0]["shape"] == [4, 16]
+    groups = [r for r in recs if r["kind"] == "group" and r["model"]["name"] == "tiny.onnx"]
+    assert groups and groups[-1]["item_complete"] and groups[0]["batch_size"] == 4
+
+
+def test_cli_ctrl_c_says_how_to_resume_and_exits_130(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from onnx_energy.calibration import sweep
+
+    def interrupted(self: Sweep) -> sweep.Result:
+        return sweep.Result(planned=3, already=0, measured=["a"], left=["b", "c"],
+                            interrupted=True, records=str(self.records))
+
+    monkeypatch.setattr(sweep.Sweep, "run", interrupted)
+    code, o, e = _calibrate(capsys, "--out", str(tmp_path / "p.json"), "-q")
+    assert code == 130 and o == ""
+    assert "measured 1 of 3 items" in e and "2 left for the next run" in e
+    assert "Run the same command again to resume" in e and str(tmp_path) in e

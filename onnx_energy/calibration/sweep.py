@@ -84,6 +84,9 @@ class Item:
     spec: OpSpec | None = None
     network: Network | None = None
     path: str | None = None
+    #: A model file's bindings: the --dim values its inputs use, and --batch-size.
+    dims: dict[str, int] = field(default_factory=dict)
+    batch_size: int | None = None
 
 
 def spec_item(spec: OpSpec) -> Item:
@@ -95,14 +98,26 @@ def network_item(net: Network) -> Item:
 
 
 def model_item(path: str | os.PathLike[str], settings: Settings) -> Item:
+    """A ``--from-model`` model as a work item, its dims bound (or a BindingError now, not
+    when the sweep reaches it)."""
+    from ..errors import BindingError
+    from ..graph import bind_dims, load_model
     from ..measure.runner import sha256_file
 
+    loaded = load_model(path)
+    dims = {k: v for k, v in settings.dims.items() if k in loaded.symbolic_input_dims()}
+    bind_dims(loaded, dims, settings.batch_size)
+    unbound = loaded.symbolic_input_dims()
+    if unbound:
+        hint = " ".join(f"--dim {d}=N" for d in unbound)
+        raise BindingError(f"{path}: input dims {', '.join(unbound)} are not bound; pass {hint} "
+                           "(or --batch-size N for a leading one)")
     digest = sha256_file(path)
-    binds = ",".join(f"{k}={v}" for k, v in sorted(settings.dims.items()))
+    binds = ",".join(f"{k}={v}" for k, v in sorted(dims.items()))
     if settings.batch_size is not None:
         binds += f",batch={settings.batch_size}"
     return Item(f"model:{digest[:16]}:{binds.strip(',')}", "network", "network",
-                Path(path).name, path=str(path))
+                Path(path).name, path=str(path), dims=dims, batch_size=settings.batch_size)
 
 
 def plan(specs: Sequence[OpSpec], networks: Sequence[Item]) -> list[Item]:
@@ -311,7 +326,7 @@ class Sweep:
         else:
             assert item.path is not None
             model, name = item.path, Path(item.path).name
-            dims, batch = dict(s.dims), s.batch_size
+            dims, batch = dict(item.dims), item.batch_size
         m = self.measure(model, **self._common(sensor), dims=dims, batch_size=batch,
                          min_window=s.net_window, repeats=s.net_repeats, warmup=s.net_warmup,
                          idle=s.net_window if sensor.name != "none" else 0, per_node=True,

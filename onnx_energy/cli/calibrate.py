@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import EXIT_INTERRUPTED
+from ..errors import CalibrationInterrupted
 from .options import ProgressLine, dim_options
 
 #: Command-line family names: the op families of the specs.
@@ -121,12 +121,12 @@ def run_command(dims: dict[str, int], batch_size: int | None, provider: str, thr
                            dims=dims, batch_size=batch_size)
     fams = families or list(sp.FAMILIES)
     counts = None if per_family is None else {f: per_family for f in fams}
+    net_items = [sw.model_item(p, settings) for p in from_models]  # bindings checked first
     drawn = sp.random_specs(counts, seed=seed, families=fams)
     mined = sp.mine(list(from_models), dims=dims, batch_size=batch_size) if from_models \
         else None
     mined_specs = [s for s in mined.specs if s.family in fams] if mined else []
     specs = sw.interleave_sources(mined_specs, drawn)
-    net_items = [sw.model_item(p, settings) for p in from_models]
     if networks:
         net_items += [sw.network_item(n) for n in nets.reference_networks()]
         net_items += [sw.network_item(n) for n in nets.random_networks(random_networks, seed)]
@@ -143,9 +143,9 @@ def run_command(dims: dict[str, int], batch_size: int | None, provider: str, thr
         line.clear()
     click.echo(_summary(result), err=True)
     if result.interrupted:
-        click.echo(f"onnx-energy: interrupted; every finished measurement is in "
-                   f"{record_path}. Run the same command again to resume.", err=True)
-        raise SystemExit(EXIT_INTERRUPTED)
+        raise CalibrationInterrupted(
+            f"interrupted; every finished measurement is in {record_path}. Run the same "
+            "command again to resume.")
     _fit(record_path, out, provider=provider, threads=threads, sensor=sensor, quiet=quiet)
 
 
