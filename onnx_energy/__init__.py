@@ -10,8 +10,10 @@ if TYPE_CHECKING:
     from .errors import OnnxEnergyError
     from .graph import TensorInfo
     from .measure.measurement import measure
+    from .measure.meter import EnergyMeter, measure_energy
 
-__all__ = ["Analysis", "NodeResult", "OnnxEnergyError", "TensorInfo", "analyze", "measure"]
+__all__ = ["Analysis", "EnergyMeter", "NodeResult", "OnnxEnergyError", "TensorInfo", "analyze",
+           "measure", "measure_energy"]
 __version__ = "0.1.0"
 
 # The public API, imported on first use: the CLI must be able to configure the process (see
@@ -22,6 +24,8 @@ _EXPORTS = {
     "NodeResult": ".analysis",
     "analyze": ".analysis",
     "measure": ".measure",
+    "EnergyMeter": ".measure.meter",
+    "measure_energy": ".measure.meter",
     "OnnxEnergyError": ".errors",
     "TensorInfo": ".graph",
 }

@@ -61,6 +61,10 @@ class MeasurementError(OnnxEnergyError):
     """The model cannot be run as asked (provider missing, unbound dims, odd input types)."""
 
 
+class MissingWeightsError(MeasurementError):
+    """The model's weights (external data) are absent: it can be analysed, not run."""
+
+
 class MeasurementFailed(OnnxEnergyError):
     """No window could be completed (every sensor read failed)."""
 
@@ -85,13 +89,41 @@ class MeasurementInterrupted(OnnxEnergyError):
         self.out = out
 
 
+# ----------------------------------------------------------------- calibration and prediction
+
+
 class CalibrationInterrupted(OnnxEnergyError):
     """Ctrl-C during a calibration sweep: every finished item's records stay."""
 
     exit_code = EXIT_INTERRUPTED
 
 
+class ProfileError(OnnxEnergyError):
+    """A profile file is missing, not JSON, not a profile, or malformed."""
+
+
+class FitError(OnnxEnergyError):
+    """Records cannot be fitted (none usable, or mixed configurations)."""
+
+
 # ------------------------------------------------------------------------ answers to questions
+
+
+class BudgetError(OnnxEnergyError):
+    """A budget cannot be read: a bad quantity or unit, or a malformed budget table."""
+
+
+class CarbonError(OnnxEnergyError):
+    """A carbon intensity cannot be had (bad value, unknown country, codecarbon missing)."""
+
+
+class ComparisonError(OnnxEnergyError):
+    """``compare``/``scale``/``validate`` options do not fit the models (an --error for a
+    model not given, an empty or bad --dim range)."""
+
+
+class PlotError(OnnxEnergyError):
+    """``--plot`` was asked for without matplotlib (the ``plot`` extra), or cannot write."""
 
 
 class StrictModeError(OnnxEnergyError):

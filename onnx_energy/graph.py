@@ -12,9 +12,10 @@ from __future__ import annotations
 import functools
 import math
 import os
+import shlex
 import stat
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from onnx import (
 )
 from onnx import helper as onnx_helper
 
+from . import dimexpr
 from .dtypes import dtype_bits, dtype_name, elem_type
 from .errors import BindingError, InvalidGraphError, ModelLoadError, UnsafeModelError
 from .protoskim import read_model as read_skimmed_model
@@ -51,6 +53,12 @@ MAX_ELEMENTS = 2**60
 
 Dim = int | str | None
 Shape = tuple[Dim, ...]
+
+#: dtypes of values that are not tensors (ai.onnx.ml's maps, ZipMap's output): they have no
+#: shape and their bytes are not counted, like strings'.
+MAP = "map"
+SEQUENCE_OF_MAPS = "seq(map)"
+NON_TENSOR = frozenset({MAP, SEQUENCE_OF_MAPS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +173,17 @@ class LoadedModel:
     path: Path | None
     weights: dict[str, TensorInfo]
     input_names: list[str]
+    #: Small initializers whose values were read from the external data file: shape folding
+    #: may use them, cost rules never do (a cost must not depend on the file being present).
+    external_values: frozenset[str] = frozenset()
+    #: The names ``bind_dims`` bound (user, batch, and names set through --input).
+    bindings: dict[str, int] = field(default_factory=dict)
+    #: Graph inputs whose shape --input or a re-batching --batch-size replaced:
+    #: name -> (the declared shape, the new one).
+    overrides: dict[str, tuple[Shape | None, Shape]] = field(default_factory=dict)
+    #: External data a run would need but cannot read (the file is absent or too short):
+    #: (where, file) per tensor. Analysis never reads it; measuring does.
+    missing_data: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def opsets(self) -> dict[str, int]:
@@ -173,15 +192,35 @@ class LoadedModel:
             out["" if imp.domain == "ai.onnx" else imp.domain] = imp.version
         return out
 
+    def dim_names(self) -> frozenset[str]:
+        """Every dim name the model uses on its own (not inside an expression), and those
+        already bound."""
+        plain = {t for t in _dim_texts(self.proto.graph) if dimexpr.parse(t) is None}
+        return frozenset(plain | set(self.bindings))
+
     def symbolic_input_dims(self) -> list[str]:
-        """Names of the symbolic dims on the real graph inputs, in first-seen order."""
+        """The names to bind for the real graph inputs' symbolic dims, in first-seen order:
+        a dim named by an expression (``past + seq``) asks for the names it reads."""
+        known = self.dim_names()
         names: list[str] = []
         for vi in self.proto.graph.input:
             if vi.name in self.input_names:
                 for d in vi.type.tensor_type.shape.dim:
-                    if d.HasField("dim_param") and d.dim_param not in names:
-                        names.append(d.dim_param)
+                    if d.HasField("dim_param"):
+                        for n in dimexpr.free_names(d.dim_param, known):
+                            if n not in names:
+                                names.append(n)
         return names
+
+    def anonymous_inputs(self) -> list[str]:
+        """Real inputs with a dim that has neither a value nor a name (set with --input)."""
+        out = []
+        for vi in self.proto.graph.input:
+            shape = vi.type.tensor_type.shape
+            if vi.name in self.input_names and vi.type.tensor_type.HasField("shape") and any(
+                    not d.HasField("dim_value") and not d.dim_param for d in shape.dim):
+                out.append(vi.name)
+        return out
 
 
 # ---------------------------------------------------------------------------------- loading
@@ -199,12 +238,36 @@ def load_model(source: str | os.PathLike[str] | ModelProto) -> LoadedModel:
     _check_text(proto, path)
     _check_model_header(proto, path)
     base_dir = path.parent if path is not None else None
+    missing: list[tuple[str, str]] = []
+    sizes: dict[str, int | None] = {}
     for tensor, where in _iter_tensors(proto.graph):
         if tensor.data_location == TensorProto.EXTERNAL:
             _check_external_location(tensor, base_dir, where)
+            if base_dir is not None and not _external_readable(tensor, base_dir, sizes):
+                missing.append((where, _external_info(tensor)["location"]))
     input_names = _real_input_names(proto.graph)
-    weights = detach_weights(proto.graph, base_dir)
-    return LoadedModel(proto=proto, path=path, weights=weights, input_names=input_names)
+    external: set[str] = set()
+    weights = detach_weights(proto.graph, base_dir, read_external=external)
+    return LoadedModel(proto=proto, path=path, weights=weights, input_names=input_names,
+                       external_values=frozenset(external), missing_data=missing)
+
+
+def _external_readable(tensor: TensorProto, base_dir: Path, sizes: dict[str, int | None]) -> bool:
+    """Whether the file of an external tensor exists and holds its bytes (``sizes`` caches
+    each file's size; None: absent)."""
+    info = _external_info(tensor)
+    location = info["location"]
+    if location not in sizes:
+        try:
+            sizes[location] = (base_dir / location).stat().st_size
+        except OSError:
+            sizes[location] = None
+    size = sizes[location]
+    if size is None:
+        return False
+    length = _external_int(info, "length") or (
+        math.prod(tensor.dims) * dtype_bits(dtype_name(tensor.data_type)) + 7) // 8
+    return (_external_int(info, "offset") or 0) + length <= size
 
 
 def _read_proto(path: Path) -> ModelProto:
@@ -368,9 +431,11 @@ def tensor_header(t: TensorProto) -> TensorInfo:
     return TensorInfo(t.name, tuple(int(d) for d in t.dims), dtype_name(t.data_type))
 
 
-def detach_weights(graph: GraphProto, base_dir: Path | None) -> dict[str, TensorInfo]:
+def detach_weights(graph: GraphProto, base_dir: Path | None,
+                   read_external: set[str] | None = None) -> dict[str, TensorInfo]:
     """Headers of every initializer; large ones (and sparse ones) leave the initializer list
-    and become typed graph inputs. Small external tensors are read only with a ``base_dir``."""
+    and become typed graph inputs. Small external tensors are read only with a ``base_dir``;
+    the names of those read are added to ``read_external``."""
     weights: dict[str, TensorInfo] = {}
     keep: list[TensorProto] = []
     detached: list[TensorInfo] = []
@@ -386,6 +451,8 @@ def detach_weights(graph: GraphProto, base_dir: Path | None) -> dict[str, Tensor
                 small = _read_small_external(t, base_dir)
                 if small is not None:
                     keep.append(small)
+                    if read_external is not None:
+                        read_external.add(t.name)
                     continue
             detached.append(info)
         elif n <= SMALL_TENSOR_ELEMENTS:
@@ -446,57 +513,145 @@ def _read_small_external(t: TensorProto, base_dir: Path) -> TensorProto | None:
 
 
 def bind_dims(
-    model: LoadedModel, dims: Mapping[str, int] | None = None, batch_size: int | None = None
+    model: LoadedModel, dims: Mapping[str, int] | None = None, batch_size: int | None = None,
+    inputs: Mapping[str, Sequence[int]] | None = None,
 ) -> dict[str, int]:
-    """Replace symbolic dims by values in place; returns the full binding that was applied.
+    """Replace symbolic dims by values in place; returns the bindings by name.
 
-    ``dims`` binds by name; ``batch_size`` binds the symbolic leading dim of every real input.
+    ``dims`` binds by name; a dim named by an expression of bound names (``past + seq``) is
+    evaluated, and a binding of such a dim by its text must agree with it. ``inputs`` sets
+    whole input shapes (dims with no name, ``?``, ``-1`` or fixed; a named dim binds its
+    name). ``batch_size`` binds the leading dim of every real input, re-batching a fixed one.
+    A ``-1`` dim_value is a dynamic dim, as onnxruntime reads it.
     """
     dims = dict(dims or {})
     for name, value in dims.items():
         # 0 is a real binding for a named dim (an empty KV cache: --dim past=0).
         _check_dim_value(f"--dim {name}", value, smallest=0)
     graph = model.proto.graph
-    available = model.symbolic_input_dims()
-    unknown = [n for n in dims if n not in available and not _dim_name_used(graph, n)]
+    _dynamic_minus_one(graph)
+    texts = _dim_texts(graph)
+    plain = {t for t in texts if dimexpr.parse(t) is None}
+    exprs = {t: e for t in texts if (e := dimexpr.arithmetic(t, plain | set(dims))) is not None}
+    usable = plain | set(exprs) | {n for e in exprs.values() for n in dimexpr.names(e)}
+    unknown = [n for n in dims if n not in usable]
     if unknown:
+        available = model.symbolic_input_dims()
         have = ", ".join(available) if available else "none"
         raise BindingError(
             f"dimension {unknown[0]!r} is not in the model; its symbolic input dims are: {have}"
         )
+    if inputs:
+        _override_inputs(model, inputs, dims)
     if batch_size is not None:
-        _check_dim_value("--batch-size", batch_size)
-        bound_any = False
-        for vi in graph.input:
-            if vi.name not in model.input_names:
-                continue
-            shape = vi.type.tensor_type.shape
-            if not vi.type.tensor_type.HasField("shape") or not shape.dim:
-                continue
-            lead = shape.dim[0]
-            if lead.HasField("dim_value"):
-                if lead.dim_value != batch_size and lead.dim_value > 0:
-                    raise BindingError(
-                        f"input {vi.name!r} has a fixed batch of {lead.dim_value}; "
-                        f"cannot bind --batch-size {batch_size}"
-                    )
-                continue
-            if lead.HasField("dim_param"):
-                dims.setdefault(lead.dim_param, batch_size)
-            else:
-                lead.dim_value = batch_size
-            bound_any = True
-        if not bound_any and not any(
-            vi.name in model.input_names for vi in graph.input
-        ):
-            raise BindingError("--batch-size given but the model has no inputs")
-    if dims:
+        _bind_batch(model, batch_size, dims)
+    derived: dict[str, int] = {}
+    for text, expr in exprs.items():
+        found = dimexpr.evaluate(expr, dims)
+        if found is None:
+            continue
+        value = found
+        reads = ", ".join(f"{n}={dims[n]}" for n in dimexpr.names(expr))
+        if text in dims and dims[text] != value:
+            raise BindingError(
+                f"--dim {shlex.quote(f'{text}={dims[text]}')} contradicts the other bindings: "
+                f"{text} = {value} with {reads}")
+        _check_dim_value(f"dimension {text!r} ({reads})", value, smallest=0)
+        derived[text] = value
+    values = {**derived, **dims}
+    if values:
         for vi in _iter_value_infos(graph):
             for d in vi.type.tensor_type.shape.dim:
-                if d.HasField("dim_param") and d.dim_param in dims:
-                    d.dim_value = dims[d.dim_param]
+                if d.HasField("dim_param") and d.dim_param in values:
+                    d.dim_value = values[d.dim_param]
     _check_input_dims(model)
+    model.bindings = dict(dims)
     return dims
+
+
+def _dim_texts(graph: GraphProto) -> list[str]:
+    """Every dim_param text of the graph's inputs, outputs and value_info, first-seen order."""
+    seen: dict[str, None] = {}
+    for vi in _iter_value_infos(graph):
+        for d in vi.type.tensor_type.shape.dim:
+            if d.HasField("dim_param") and d.dim_param:
+                seen.setdefault(d.dim_param)
+    return list(seen)
+
+
+def _dynamic_minus_one(graph: GraphProto) -> None:
+    for vi in _iter_value_infos(graph):
+        for d in vi.type.tensor_type.shape.dim:
+            if d.HasField("dim_value") and d.dim_value == -1:
+                d.Clear()
+
+
+def _real_inputs(model: LoadedModel) -> dict[str, ValueInfoProto]:
+    return {vi.name: vi for vi in model.proto.graph.input if vi.name in model.input_names}
+
+
+def _declared(vi: ValueInfoProto) -> Shape | None:
+    return tensor_info_from_value_info(vi).shape
+
+
+def _bind_name(dims: dict[str, int], name: str, value: int, source: str) -> None:
+    if name in dims and dims[name] != value:
+        raise BindingError(f"{source} sets dimension {name!r} to {value}, but --dim "
+                           f"{shlex.quote(f'{name}={dims[name]}')} binds it; they must agree")
+    dims[name] = value
+
+
+def _override_inputs(model: LoadedModel, inputs: Mapping[str, Sequence[int]],
+                     dims: dict[str, int]) -> None:
+    real = _real_inputs(model)
+    for name, shape in inputs.items():
+        vi = real.get(name)
+        label = f"--input {shlex.quote(name + '=' + 'x'.join(str(d) for d in shape))}"
+        if vi is None:
+            have = ", ".join(real) or "none"
+            raise BindingError(f"{label}: the model has no input {name!r}; its inputs are: {have}")
+        for d in shape:
+            _check_dim_value(label, d, smallest=0)
+        tt = vi.type.tensor_type
+        declared = _declared(vi)
+        if tt.HasField("shape") and declared is not None and len(declared) != len(shape):
+            raise BindingError(f"{label}: {len(shape)} dims, but input {name!r} has rank "
+                               f"{len(declared)} {shape_text(declared)}")
+        for i, value in enumerate(shape):
+            text = declared[i] if declared is not None and i < len(declared) else None
+            if isinstance(text, str) and dimexpr.parse(text) is None:
+                _bind_name(dims, text, value, label)  # a plain name: bound everywhere
+        tt.ClearField("shape")
+        tt.shape.SetInParent()
+        for value in shape:
+            tt.shape.dim.add().dim_value = value
+        model.overrides[name] = (declared, tuple(shape))
+
+
+def _bind_batch(model: LoadedModel, batch_size: int, dims: dict[str, int]) -> None:
+    _check_dim_value("--batch-size", batch_size)
+    real = _real_inputs(model)
+    if not real:
+        raise BindingError("--batch-size given but the model has no inputs")
+    for name, vi in real.items():
+        shape = vi.type.tensor_type.shape
+        if not vi.type.tensor_type.HasField("shape") or not shape.dim:
+            continue
+        lead = shape.dim[0]
+        if lead.HasField("dim_param") and dimexpr.parse(lead.dim_param) is None:
+            param = lead.dim_param
+            if param in dims and dims[param] != batch_size:
+                raise BindingError(
+                    f"--batch-size {batch_size} and --dim {shlex.quote(f'{param}={dims[param]}')}"
+                    f" disagree (input {name!r}'s leading dim is {param!r})")
+            dims[param] = batch_size
+        elif lead.HasField("dim_value") and lead.dim_value > 0:
+            if lead.dim_value != batch_size and name not in model.overrides:
+                declared = _declared(vi)
+                lead.dim_value = batch_size
+                model.overrides[name] = (declared, (batch_size, *(declared or ())[1:]))
+        elif not lead.HasField("dim_param"):
+            lead.dim_value = batch_size
 
 
 def _check_dim_value(label: str, value: int, smallest: int = 1) -> None:
@@ -528,6 +683,51 @@ def _check_input_dims(model: LoadedModel) -> None:
         shape = tensor_info_from_value_info(vi).shape
         if not valid_shape(shape):
             raise InvalidGraphError(f"input {vi.name!r} has an invalid shape {shape_text(shape)}")
+
+
+def unbound_batch_dims(model: LoadedModel) -> list[str] | None:
+    """The unbound leading dims of the real inputs, when they are the only unbound dims.
+
+    Returns their names (``?`` for a leading dim with neither a value nor a name), ``[]``
+    when no leading dim is unbound, and None when any other input dim is unbound (then a
+    batch would not make the shapes known, and none is assumed).
+    """
+    leading: list[str] = []
+    for vi in model.proto.graph.input:
+        if vi.name not in model.input_names or not vi.type.tensor_type.HasField("shape"):
+            continue
+        for i, d in enumerate(vi.type.tensor_type.shape.dim):
+            if d.HasField("dim_value"):
+                continue
+            if i > 0:
+                return None
+            name = d.dim_param if d.HasField("dim_param") else "?"
+            if name not in leading:
+                leading.append(name)
+    return leading
+
+
+def bind_default_batch(model: LoadedModel, batch: int) -> list[str]:
+    """Bind ``batch`` into the unbound leading dims when they are the only unbound input
+    dims (see `unbound_batch_dims`) and ``--batch-size`` would accept it (no input has
+    another fixed leading dim: then the leading dims are not a batch, e.g. a scan axis).
+    Returns the dims so bound (none: nothing was done)."""
+    leading = unbound_batch_dims(model)
+    if not leading:
+        return []
+    _check_dim_value("the default batch", batch)
+    heads = [vi.type.tensor_type.shape.dim[0] for vi in model.proto.graph.input
+             if vi.name in model.input_names and vi.type.tensor_type.HasField("shape")
+             and vi.type.tensor_type.shape.dim]
+    if any(d.HasField("dim_value") and d.dim_value not in (0, batch) for d in heads):
+        return []
+    named = {n: batch for n in leading if n != "?"}
+    for d in heads:
+        if not d.HasField("dim_value") and not d.HasField("dim_param"):
+            d.dim_value = batch
+    if named:
+        bind_dims(model, named)
+    return leading
 
 
 def shape_text(shape: Shape | None) -> str:
@@ -569,6 +769,11 @@ def _type_facts(serialized_type: bytes) -> tuple[Shape | None, str]:
     """(shape, dtype) of a serialized TypeProto."""
     tp = onnx.TypeProto()
     tp.ParseFromString(serialized_type)
+    kind = tp.WhichOneof("value")
+    if kind == "map_type":
+        return None, MAP
+    if kind == "sequence_type" and tp.sequence_type.elem_type.WhichOneof("value") == "map_type":
+        return None, SEQUENCE_OF_MAPS
     tt = tp.tensor_type
     if not tp.HasField("tensor_type") or not tt.HasField("shape"):
         return None, dtype_name(tt.elem_type)

@@ -92,7 +92,8 @@ def cases() -> dict[str, tuple[Callable[[], onnx.ModelProto], dict[str, Any]]]:
     seeds = dict(seed_models())
     out: dict[str, tuple[Callable[[], onnx.ModelProto], dict[str, Any]]] = {
         "small_cnn-b1": (build_small_cnn, {"batch_size": 1}),
-        "small_cnn-unbound": (build_small_cnn, {}),
+        "small_cnn-unbound": (build_small_cnn, {"default_batch": None}),
+        "small_cnn-defaulted": (build_small_cnn, {}),
         "small_cnn-training": (build_small_cnn, {
             "batch_size": 2, "convention": "seed", "phase": "training", "loss": "mse",
             "precision": "bf16"}),
@@ -119,8 +120,31 @@ def snapshot_json(name: str) -> str:
     return render_json(analyze(build(), **options))
 
 
+def bundled_cli_json() -> str:
+    """`onnx-energy analyze` of the bundled model with --batch-size 1 --format json, run from
+    the repository root (the path is part of the output)."""
+    import contextlib
+    import io
+    import os
+
+    from onnx_energy.cli import main
+
+    buf = io.StringIO()
+    cwd = os.getcwd()
+    try:
+        os.chdir(HERE.parent)
+        with contextlib.redirect_stdout(buf):
+            main(["analyze", "onnx_energy/examples/small_cnn.onnx", "--batch-size", "1",
+                  "--format", "json"])
+    finally:
+        os.chdir(cwd)
+    return buf.getvalue()
+
+
 if __name__ == "__main__":
     SNAPSHOTS.mkdir(parents=True, exist_ok=True)
     for case in cases():
         (SNAPSHOTS / f"{case}.json").write_text(snapshot_json(case) + "\n", encoding="utf-8")
         print("wrote", case)
+    (SNAPSHOTS / "bundled-cli.json").write_text(bundled_cli_json(), encoding="utf-8")
+    print("wrote bundled-cli")

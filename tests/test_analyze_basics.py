@@ -53,7 +53,7 @@ def test_batch_size_scales_every_count():
 
 
 def test_unbound_dim_is_reported_never_zero():
-    a = onnx_energy.analyze(conv_relu_pool_gemm())
+    a = onnx_energy.analyze(conv_relu_pool_gemm(), default_batch=None)
     assert not a.totals.complete
     assert a.unbound_dims == ["N"]
     unresolved = {u.op_type for u in a.unresolved}

@@ -82,10 +82,14 @@ def test_unknown_dim_on_a_static_model(capsys, tmp_path):
     assert_one_line_error(*run_cli(capsys, str(path), "--dim", "n=1"), "'n'", "none")
 
 
-def test_batch_size_on_a_fixed_different_batch(capsys, fixed_path):
-    assert_one_line_error(*run_cli(capsys, fixed_path, "--batch-size", "4", "--dim", "seq=2"),
-                          "fixed batch of 1", "--batch-size 4")
-    # The same batch is fine: [1,2,8] @ [8,4] = 2*4*8 = 64 MACs.
+def test_batch_size_rebatches_a_fixed_batch_export(capsys, fixed_path):
+    # [4,2,8] @ [8,4] = 4*2*4*8 = 256 MACs: the graph allows re-batching.
+    code, out, err = run_cli(capsys, fixed_path, "--batch-size", "4", "--dim", "seq=2",
+                             "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["inputs"][0]["shape"] == [4, 2, 8]
+    assert json.loads(out)["totals"]["macs"] == 256
+    # The same batch: [1,2,8] @ [8,4] = 2*4*8 = 64 MACs.
     code, out, _ = run_cli(capsys, fixed_path, "--batch-size", "1", "--dim", "seq=2",
                            "--format", "json")
     assert code == 0
@@ -110,8 +114,8 @@ def test_api_binding_errors():
         onnx_energy.analyze(seq_model(), dims={"nope": 2})
     with pytest.raises(BindingError):
         onnx_energy.analyze(seq_model(), dims={"seq": -1})
-    with pytest.raises(BindingError, match="fixed batch"):
-        onnx_energy.analyze(seq_model(batch=1), batch_size=2)
+    with pytest.raises(BindingError, match="disagree"):
+        onnx_energy.analyze(seq_model(), dims={"batch": 3}, batch_size=2)
     a = onnx_energy.analyze(seq_model(), dims={"seq": 7}, batch_size=2)
     assert a.totals.macs == 2 * 7 * 4 * 8  # 448
 

@@ -85,7 +85,7 @@ def test_resume_skips_what_the_records_hold(tmp_path: Path) -> None:
     first = Counting()
     r1 = Sweep(items, records, FAST, measure_fn=first).run()
     assert r1.measured == [i.key for i in items] and not r1.left and not r1.interrupted
-    assert first.calls == 2 + 3  # two overhead chains (the longer one profiled), three specs
+    assert first.calls == 3 + 3  # the two overhead chains and the longer one profiled; specs
     recs = read_records(records).records
     assert {r["item"] for r in recs if r.get("item_complete")} == {i.key for i in items}
     assert all(r["item"] for r in recs)
@@ -101,8 +101,10 @@ def test_resume_skips_what_the_records_hold(tmp_path: Path) -> None:
     second = Counting()
     r2 = Sweep(items, records, FAST, measure_fn=second).run()
     assert second.calls == 0 and r2.measured == [] and r2.already == len(items)
-    assert r2.overheads is not None  # read back from the records
-    assert r2.overheads.to_dict() == pytest.approx(o.to_dict())
+    assert r2.overheads is not None  # s and d read back from the records
+    assert (r2.overheads.session_s, r2.overheads.dispatch_s) == pytest.approx(
+        (o.session_s, o.dispatch_s))
+    assert r2.overheads.profiled_kernel_s is None  # measured again only for networks
     assert len(read_records(records).records) == len(recs)
     # another thread count is another profile: nothing counts as done
     other = Sweep(items[:1], records, Settings(threads=2, overhead_window=0.01,
@@ -113,14 +115,14 @@ def test_resume_skips_what_the_records_hold(tmp_path: Path) -> None:
 def test_budget_stops_before_an_item_that_would_overrun(tmp_path: Path) -> None:
     clock = FakeClock(step=1.0)  # every measure() call takes one fake second
     items = plan(_specs(4), [])
-    sweep = Sweep(items, tmp_path / "r.jsonl", FAST, budget_s=4.5, clock=clock,
+    sweep = Sweep(items, tmp_path / "r.jsonl", FAST, budget_s=5.5, clock=clock,
                   measure_fn=clock.wrap(measure))
     r = sweep.run()
-    # overhead (2 calls = 2 s), then specs of 1 s each until the next would pass 4.5 s
+    # overhead (3 calls = 3 s), then specs of 1 s each until the next would pass 5.5 s
     assert r.measured == [i.key for i in items[:3]]
     assert r.left == [i.key for i in items[3:]] and r.budget_hit
     assert sweep.estimate(items[3]) == pytest.approx(1.0)  # learnt from the measured specs
-    assert r.elapsed_s == pytest.approx(4.0)
+    assert r.elapsed_s == pytest.approx(5.0)
     # the next run picks up exactly what was left
     clock2 = FakeClock(step=1.0)
     r2 = Sweep(items, tmp_path / "r.jsonl", FAST, budget_s=100, clock=clock2,
@@ -132,8 +134,8 @@ def test_ctrl_c_keeps_the_finished_items_and_the_next_run_redoes_the_rest(
         tmp_path: Path) -> None:
     records = tmp_path / "r.jsonl"
     items = plan(_specs(), [])
-    # calls: 1-2 overhead, 3 the first spec, 4 the second spec: Ctrl-C after its window 1
-    r = Sweep(items, records, FAST, measure_fn=Counting(interrupt_at=4)).run()
+    # calls: 1-3 overhead, 4 the first spec, 5 the second spec: Ctrl-C after its window 1
+    r = Sweep(items, records, FAST, measure_fn=Counting(interrupt_at=5)).run()
     assert r.interrupted and r.measured == [i.key for i in items[:2]]
     assert r.left == [i.key for i in items[2:]]
     recs = read_records(records).records
@@ -199,20 +201,43 @@ def test_cli_bad_options_are_one_line_errors(capsys: pytest.CaptureFixture[str],
     assert_one_line_error(code, o, e, "positive")
 
 
-def test_cli_run_measures_fits_later_and_resumes(capsys: pytest.CaptureFixture[str],
-                                                 tmp_path: Path) -> None:
+def test_cli_run_measures_fits_and_resumes(capsys: pytest.CaptureFixture[str],
+                                           tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fit itself is tested with the fit; here: that run hands it the records it wrote.
+    import onnx_energy.calibration.fit as fit
+    import onnx_energy.render.prediction as prediction
+
+    calls: list[tuple[list[Path], dict[str, Any]]] = []
+
+    class Saved:
+        def save(self, path: str) -> None:
+            Path(path).write_text("{}")
+
+    def fake_fit(paths: list[Path], **kw: Any) -> Saved:
+        calls.append((list(paths), kw))
+        return Saved()
+
+    monkeypatch.setattr(fit, "fit_profile", fake_fit)
+    monkeypatch.setattr(prediction, "render_profile", lambda _p: "the profile\n")
     out = tmp_path / "p.json"
-    args = ("--families", "softmax", "--per-family", "1", "--no-networks", "--sensor", "none",
-            "--out", str(out), "-q")
+    args = ("--families", "softmax", "--per-family", "2", "--no-networks", "--sensor", "none",
+            "--op-window", "0.01", "--threads", "2", "--out", str(out), "-q")
     code, stdout, err = _calibrate(capsys, *args)
     assert code == 0, err
-    assert "measured 2 of 2 items" in err and "fitting is not available yet" in err
+    assert "measured 3 of 3 items" in err and stdout == f"the profile\nwrote {out}\n"
     records = tmp_path / "p.records.jsonl"
+    ((paths, kw),) = calls
+    assert paths == [records] and out.read_text() == "{}"
+    assert kw["provider"] == "cpu" and kw["threads"] == 2 and kw["sensor"] == "none"
     recs = [json.loads(line) for line in records.read_text().splitlines()]
     assert {r["item"] for r in recs if r.get("item_complete")} >= {OVERHEAD_KEY}
-    assert any(r["kind"] == "op" and r["spec"]["op_type"] == "Softmax" for r in recs)
+    assert sum(r["kind"] == "op" and r.get("item_complete") is True for r in recs) == 2
+    assert not any(r["kind"] == "group" for r in recs)  # the overhead chain is no fit data
+    assert {r["threads"] for r in recs} == {2}
     code, stdout, err = _calibrate(capsys, *args)
-    assert code == 0 and "measured 0 of 2 items" in err and "2 already in" in err
+    assert code == 0 and "measured 0 of 3 items" in err and "3 already in" in err
+    assert len(calls) == 2  # refitted on the same records
 
 
 def _tiny_model(path: Path) -> None:
@@ -237,12 +262,13 @@ def test_cli_from_model_mines_and_measures_it_in_context(
     _tiny_model(model)
     out = str(tmp_path / "p.json")
     base = ("--from-model", str(model), "--families", "gemm", "--per-family", "0",
-            "--no-networks", "--sensor", "none", "--out", out, "-q")
+            "--no-networks", "--sensor", "none", "--no-fit", "--out", out, "-q")
     code, o, e = _calibrate(capsys, *base)
     assert_one_line_error(code, o, e, "batch", "--dim batch=N")  # unbound: refused up front
     code, o, e = _calibrate(capsys, *base, "--batch-size", "4")
     assert code == 0, e
     assert "mined 2 distinct configurations" in e and "measured 3 of 3 items" in e
+    assert "not fitted (--no-fit)" in e and not Path(out).exists()
     recs = read_records(tmp_path / "p.records.jsonl").records
     (spec,) = {json.dumps(r["spec"], sort_keys=True) for r in recs if r["kind"] == "op"}
     assert json.loads(spec)["source"] == "mined"

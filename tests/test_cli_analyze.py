@@ -56,29 +56,37 @@ def run_cli(capsys, *args: str) -> str:
 
 
 def table_section(out: str, title: str) -> list[str]:
-    """The rows under ``title`` up to the next blank line, header excluded."""
+    """The rows of the table whose title starts with ``title``, header lines excluded."""
     lines = out.splitlines()
-    start = lines.index(title) + 2
+    start = next(i for i, line in enumerate(lines) if line.startswith(title)) + 1
+    while not lines[start].startswith(("op type", "node ")):
+        start += 1
     end = lines.index("", start)
-    return lines[start:end]
+    return lines[start + 1:end]
 
 
-def test_table_lists_every_node_with_readable_prefixes(capsys, model_path):
+def test_table_summary_then_costliest_nodes_with_readable_prefixes(capsys, model_path):
     out = run_cli(capsys, model_path)
-    rows = table_section(out, "nodes")
-    assert [r.split()[0] for r in rows] == ["conv", "relu", "pool", "flatten", "fc"]
-    assert "1x4x8x8" in rows[0] and "6.912 k" in rows[0]  # output shape, 6912 MACs
     summary = table_section(out, "by op type")
-    assert summary[0].split()[:2] == ["Conv", "1"]  # costliest op type first
-    assert summary[-1].split()[:2] == ["total", "5"]
-    assert "7.552 k" in summary[-1]  # 6912 + 640 MACs
-    assert "INCOMPLETE" not in out
+    assert [r.split()[0] for r in summary] == ["Conv", "Gemm", "Relu", "MaxPool", "Flatten",
+                                               "total"]  # costliest first, by MACs
+    # Conv: 1 node, 6912 of 7552 MACs (91.5%), 14080 of 15882 FLOPs (88.7%).
+    assert summary[0].split()[1:6] == ["1", "6.912", "k", "91.5%", "14.08"]
+    assert "88.7%" in summary[0]
+    assert summary[-1].split()[:4] == ["total", "5", "7.552", "k"]
+    assert out.index("by op type") < out.index("top 4 nodes by MACs")
+    rows = table_section(out, "top 4 nodes by MACs")
+    # Flatten moves data only: hidden from the node list unless --show-movement.
+    assert [r.split()[0] for r in rows] == ["conv", "fc", "relu", "pool"]
+    assert "1x4x8x8" in rows[0] and "6.912 k" in rows[0]
+    assert "1 zero-cost movement hidden (--show-movement)" in out
+    assert "lower bounds" not in out
 
 
 @pytest.mark.parametrize("top", [1, 2, 3])
 def test_top_shows_the_n_costliest_nodes(capsys, model_path, top):
     out = run_cli(capsys, model_path, "--top", str(top))
-    rows = table_section(out, f"top {top} nodes by MACs")
+    rows = table_section(out, f"top {top} node")
     assert len(rows) == top
     # By MACs then FLOPs: conv (6912), fc (640), then relu/pool tie on 256 FLOPs.
     assert [r.split()[0] for r in rows][:2] == ["conv", "fc"][:top]

@@ -260,16 +260,17 @@ def test_bias_add_and_gelu():
     assert a.totals.complete
 
 
-def test_unknown_contrib_op_gets_shapes_from_onnxruntime():
-    # RestorePadding has no rule here; ORT's symbolic inference gives its (2, 5, 8) output
-    # so the MatMul after it is counted: 2·5·3 outputs × 8 = 240 MACs.
+def test_contrib_op_without_shape_rule_gets_shapes_from_onnxruntime():
+    # RestorePadding has no shape rule here; ORT's symbolic inference gives its (2, 5, 8)
+    # output so the MatMul after it is counted: 2·5·3 outputs × 8 = 240 MACs.
     nodes = [ms("RestorePadding", ["x", "offsets"], ["xp"]),
              helper.make_node("MatMul", ["xp", "w"], ["y"])]
     m = make_model(nodes, [("x", [7, 8], F), ("offsets", [2, 5], I32)],
                    initializers={"w": weights(8, 3)}, extra_opsets=MS_OPSET)
     a = onnx_energy.analyze(m)
     assert node(a, "MatMul").macs == 240
-    assert a.unsupported == {"com.microsoft::RestorePadding": 1}
+    assert node(a, "com.microsoft::RestorePadding").flops == 0  # a scatter back
+    assert a.totals.complete
 
 
 def test_gather_block_quantized_unpacks_4_bit_rows():

@@ -48,13 +48,16 @@ def test_quantize_dequantize_matmul():
     assert only(a, "DequantizeLinear").flops == 16 * 2
 
 
-def test_dequantize_with_zero_zero_point_skips_the_subtraction():
+@pytest.mark.parametrize("zp", [0, 3])
+def test_dequantize_counts_the_zero_point_whatever_its_value(zp):
+    # The zero point is a weight: its value is never read, so a model whose weights are
+    # absent costs the same. 16 elements: − zp, · scale.
     n = helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["y"])
     m = make_model([n], [("q", [4, 4], I8)],
-                   initializers={"s": np.array(0.5, np.float32), "zp": np.array(0, np.int8)})
+                   initializers={"s": np.array(0.5, np.float32), "zp": np.array(zp, np.int8)})
     a = onnx_energy.analyze(m)
     assert only(a, "DequantizeLinear").bops.to_dict() == {
-        "add": 0, "sub": 0, "mul": 16, "div": 0, "root": 0}
+        "add": 0, "sub": 16, "mul": 16, "div": 0, "root": 0}
 
 
 def test_dynamic_quantize_linear():
@@ -81,8 +84,8 @@ def test_matmul_integer_with_zero_points():
 
 
 def test_qlinear_matmul_requantizes_each_output():
-    # (2, 4, 8) · (8, 6): 48 outputs × 8 = 384 MACs; zero points: A's is 0 (known, skipped),
-    # B's is 1 (48 subs); requantize: mul, round, + zp, 2 compares = 5 per output.
+    # (2, 4, 8) · (8, 6): 48 outputs × 8 = 384 MACs; zero points (given, values never read):
+    # A's (64 subs), B's (48 subs); requantize: mul, round, + zp, 2 compares = 5 per output.
     n = helper.make_node("QLinearMatMul", ["a", "sa", "za", "b", "sb", "zb", "sy", "zy"], ["y"])
     inits = {"sa": np.array(0.1, np.float32), "za": u8(0), "b": i8(8, 6),
              "sb": np.array(0.2, np.float32), "zb": np.array(1, np.int8),
@@ -91,12 +94,13 @@ def test_qlinear_matmul_requantizes_each_output():
     a = onnx_energy.analyze(m)
     q = only(a, "QLinearMatMul")
     assert q.macs == 384
-    assert q.flops == 2 * 384 + 48 + 48 * 5
+    assert q.flops == 2 * 384 + 64 + 48 + 48 * 5
 
 
 def test_qlinear_conv_and_conv_integer():
     # QLinearConv: (1, 3, 8, 8) ⊛ (4, 3, 3, 3), pad 1: 256 outputs × 27 = 6912 MACs + int32
-    # bias; ConvInteger: (1, 2, 5, 5) ⊛ (3, 2, 3, 3): 27 outputs × 18 = 486 MACs.
+    # bias, zero-point subs on x (192) and w (108); ConvInteger: (1, 2, 5, 5) ⊛ (3, 2, 3, 3):
+    # 27 outputs × 18 = 486 MACs.
     qc = helper.make_node("QLinearConv", ["x", "sx", "zx", "w", "sw", "zw", "sy", "zy", "b"],
                           ["y"], pads=[1, 1, 1, 1])
     ci = helper.make_node("ConvInteger", ["x2", "w2"], ["y2"])
@@ -109,7 +113,7 @@ def test_qlinear_conv_and_conv_integer():
     a = onnx_energy.analyze(m)
     q = only(a, "QLinearConv")
     assert q.macs == 6912
-    assert q.flops == 2 * 6912 + 256 + 5 * 256
+    assert q.flops == 2 * 6912 + 256 + 5 * 256 + 192 + 108
     assert only(a, "ConvInteger").macs == 486
 
 

@@ -169,3 +169,53 @@ def test_training_csv_and_table(tmp_path, capsys):
     assert main(["analyze", str(path), "--phase", "training", "--loss", "ce"]) == 0
     out = capsys.readouterr().out
     assert "backward" in out and "loss (ce)" in out
+
+
+def test_training_macs_flops_and_bytes_follow_the_backward_rules(tmp_path, capsys):
+    a = onnx_energy.analyze(mlp(), phase="training", loss="ce")
+    g1, relu, g2 = a.nodes
+    # Forward: Gemm1 2x4 @ 4x3 = 24 MACs, Gemm2 2x3 @ 3x2 = 12 MACs.
+    assert (g1.macs, g2.macs) == (24, 12)
+    # Backward MACs are the gradient products: Gemm1 dW1 only (x is data), Gemm2 dR and dW2.
+    assert (g1.backward.macs, relu.backward.macs, g2.backward.macs) == (24, 0, 24)
+    # FLOPs: 2 per MAC plus the bias-gradient adds (6 -> 3, 4 -> 2); Relu 6 compares.
+    assert (g1.backward.flops, relu.backward.flops, g2.backward.flops) == (51, 6, 50)
+    # Bytes: dY plus the saved inputs read, the input gradients written (float32).
+    assert (g2.backward.bytes_read, g2.backward.bytes_written) == (16 + 24 + 24 + 8, 24 + 24 + 8)
+    assert (relu.backward.bytes_read, relu.backward.bytes_written) == (24 + 24, 24)
+    assert (g1.backward.bytes_read, g1.backward.bytes_written) == (24 + 32 + 48 + 12, 48 + 12)
+    # The loss (CE on y[2,2]): no MACs, FLOPs = its 28 basic operations; reads y, writes dy.
+    assert g2.loss == onnx_energy.analysis.Work(0, 28, 16, 16)
+    t = a.totals
+    assert t.backward == onnx_energy.analysis.Work(48, 107, 236, 140)
+    assert t.loss == onnx_energy.analysis.Work(0, 28, 16, 16)
+    path = tmp_path / "mlp.onnx"
+    path.write_bytes(mlp().SerializeToString())
+    assert main(["analyze", str(path), "--format", "json", "--phase", "training"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["totals"]["macs"] == {"forward": 36, "backward": 48, "loss": 0, "total": 84}
+    assert d["totals"]["flops"]["total"] == d["totals"]["flops"]["forward"] + 107 + 28
+    assert d["totals"]["bytes_written"]["backward"] == 140
+    assert d["by_op_type"]["Gemm"]["macs"] == {"forward": 36, "backward": 48, "loss": 0,
+                                              "total": 84}
+    assert d["nodes"][2]["bytes_read"]["loss"] == 16
+    assert main(["analyze", str(path), "--format", "csv", "--phase", "training"]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    g2_row = dict(zip(header.split(","), rows[2].split(","), strict=True))
+    assert (g2_row["macs"], g2_row["backward_macs"], g2_row["total_macs"]) == ("12", "24", "36")
+    assert g2_row["loss_flops"] == "28" and g2_row["backward_bytes_written"] == "56"
+
+
+def test_seed_convention_applies_to_the_backward_too():
+    a = onnx_energy.analyze(mlp(), phase="training", convention="seed")
+    g1, relu, g2 = a.nodes
+    # (FLOPs + bias adds) / 2: Gemm1 (51 + 3) / 2, Relu 6 / 2.
+    assert (g1.backward.macs, relu.backward.macs, g2.backward.macs) == (27, 3, 26)
+
+
+def test_unknown_backward_shapes_make_a_lower_bound():
+    model = mlp(batch="n")
+    a = onnx_energy.analyze(model, phase="training", default_batch=None)
+    assert not a.totals.complete
+    assert a.nodes[0].backward.macs is None
+    assert a.to_dict()["totals"]["lower_bound"] is True

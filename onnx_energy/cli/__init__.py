@@ -20,7 +20,12 @@ from ..errors import OnnxEnergyError  # noqa: E402
 COMMANDS = {
     "analyze": "onnx_energy.cli.analyze:analyze_command",
     "calibrate": "onnx_energy.cli.calibrate:calibrate_command",
+    "check": "onnx_energy.cli.check:check_command",
+    "compare": "onnx_energy.cli.compare:compare_command",
     "measure": "onnx_energy.cli.measure:measure_command",
+    "profiles": "onnx_energy.cli.profiles:profiles_command",
+    "scale": "onnx_energy.cli.scale:scale_command",
+    "validate": "onnx_energy.cli.validate:validate_command",
 }
 
 
@@ -41,18 +46,23 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="onnx-energy")
 def cli() -> None:
-    """Energy and time of ONNX models: static analysis, measurement, calibration."""
+    """Energy and time of ONNX models: static cost analysis (analyze) and measurement with
+    real energy sensors (measure)."""
+
+
+PREFIX = "onnx-energy: error:"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and an exit code, never a traceback.
 
+    Every error, click's own usage errors included, starts with ``onnx-energy: error:``.
     Set ONNX_ENERGY_DEBUG=1 to see the traceback of an unexpected error.
     """
     try:
         cli.main(args=argv, prog_name="onnx-energy", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("onnx-energy: interrupted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo(f"{PREFIX} interrupted", err=True)
         return 130
     except click.UsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `onnx-energy`: show the help
@@ -60,33 +70,30 @@ def main(argv: list[str] | None = None) -> int:
             return exc.exit_code
         # One line, like every other user error (click's own format spans four lines).
         prog = exc.ctx.command_path if exc.ctx is not None else "onnx-energy"
-        click.echo(f"{prog}: error: {exc.format_message()} (see '{prog} --help')", err=True)
+        click.echo(f"{PREFIX} {exc.format_message()} (see '{prog} --help')", err=True)
         return exc.exit_code
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"{PREFIX} {_one_line(exc.format_message())}", err=True)
         return exc.exit_code
     except OnnxEnergyError as exc:
-        click.echo(f"onnx-energy: error: {_one_line(exc)}", err=True)
+        click.echo(f"{PREFIX} {_one_line(exc)}", err=True)
         return exc.exit_code
-    except KeyboardInterrupt:
-        click.echo("onnx-energy: interrupted", err=True)
-        return 130
     except (MemoryError, RecursionError) as exc:  # what a hostile model can exhaust
         if os.environ.get("ONNX_ENERGY_DEBUG"):
             raise
-        click.echo(f"onnx-energy: error: the model is too large or too deeply nested to "
+        click.echo(f"{PREFIX} the model is too large or too deeply nested to "
                    f"analyse ({type(exc).__name__})", err=True)
         return 2
     except Exception as exc:  # a bug: still one line unless debugging
         if os.environ.get("ONNX_ENERGY_DEBUG"):
             raise
-        click.echo(f"onnx-energy: internal error: {type(exc).__name__}: {_one_line(exc)} "
+        click.echo(f"{PREFIX} internal error: {type(exc).__name__}: {_one_line(exc)} "
                    "(set ONNX_ENERGY_DEBUG=1 for the traceback)", err=True)
         return 1
     return 0
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException | str) -> str:
     """An error message on one line (messages may quote multi-line model text)."""
     return " ".join(str(exc).split())
 

@@ -1,8 +1,8 @@
-"""`onnx-energy calibrate`: measure op specs and reference networks, then fit a profile."""
+"""`onnx-energy calibrate`: measure op specs and reference networks (`run`), fit hardware
+profiles from measurements (`fit`)."""
 
 from __future__ import annotations
 
-import importlib
 import re
 from pathlib import Path
 
@@ -66,7 +66,8 @@ def default_records(out: str) -> Path:
 
 @click.group("calibrate")
 def calibrate_command() -> None:
-    """Calibrate a hardware profile: measure single ops and networks, then fit."""
+    """Calibrate a hardware profile: measure single ops and networks, fit maps to runtime,
+    power and energy."""
 
 
 @calibrate_command.command("run")
@@ -101,12 +102,17 @@ def calibrate_command() -> None:
               default="auto", show_default=True, help="Energy sensor, as for measure.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the random specs, networks and inputs.")
+@click.option("--fit/--no-fit", default=True, show_default=True,
+              help="Fit and write the profile after measuring (--no-fit: measure only; "
+                   "`calibrate fit` fits later).")
+@click.option("--op-window", type=click.FloatRange(min=0.001), default=0.1, show_default=True,
+              help="Seconds per window for single ops (3 windows each; their CV is recorded).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line on stderr.")
 def run_command(dims: dict[str, int], batch_size: int | None, provider: str, threads: int,
                 device: int, out: str, records: str | None, budget: float | None,
                 from_models: tuple[str, ...], families: list[str] | None, networks: bool,
                 random_networks: int, per_family: int | None, sensor: str, seed: int,
-                quiet: bool) -> None:
+                fit: bool, op_window: float, quiet: bool) -> None:
     """Measure op specs and networks into a record file, then fit PROFILE (--out).
 
     Resumes from the record file: what it already holds for this provider, thread count
@@ -118,7 +124,7 @@ def run_command(dims: dict[str, int], batch_size: int | None, provider: str, thr
 
     record_path = Path(records) if records else default_records(out)
     settings = sw.Settings(provider=provider, threads=threads, device=device, seed=seed,
-                           dims=dims, batch_size=batch_size)
+                           dims=dims, batch_size=batch_size, op_window=op_window)
     fams = families or list(sp.FAMILIES)
     counts = None if per_family is None else {f: per_family for f in fams}
     net_items = [sw.model_item(p, settings) for p in from_models]  # bindings checked first
@@ -146,7 +152,12 @@ def run_command(dims: dict[str, int], batch_size: int | None, provider: str, thr
         raise CalibrationInterrupted(
             f"interrupted; every finished measurement is in {record_path}. Run the same "
             "command again to resume.")
-    _fit(record_path, out, provider=provider, threads=threads, sensor=sensor, quiet=quiet)
+    if not fit:
+        click.echo(f"not fitted (--no-fit): onnx-energy calibrate fit {record_path} --out {out}",
+                   err=True)
+        return
+    _fit(record_path, out, provider=provider, threads=threads, sensor=result.sensor or None,
+         quiet=quiet)
 
 
 def _summary(r: object) -> str:
@@ -174,27 +185,49 @@ def _summary(r: object) -> str:
     return "; ".join(parts)
 
 
-def _fit(records: Path, out: str, *, provider: str, threads: int, sensor: str,
+def _fit(records: Path, out: str, *, provider: str, threads: int, sensor: str | None,
          quiet: bool) -> None:
-    """Fit the profile from the records and write it.
+    """Fit the profile from the records of this provider and thread count, and write it."""
+    from ..calibration.fit import fit_profile
+    from ..render.prediction import render_profile
 
-    TEMPORARY until `onnx_energy.calibration.fit` lands: without it, say that measuring
-    finished and fitting is not available yet (exit 0). Then this becomes a plain
-    ``from ..calibration.fit import fit_profile``.
-    """
-    try:
-        fit = importlib.import_module("onnx_energy.calibration.fit")
-    except ModuleNotFoundError as exc:
-        if exc.name != "onnx_energy.calibration.fit":
-            raise
-        click.echo(f"measurement finished (records in {records}); fitting is not available "
-                   f"yet, so {out} was not written", err=True)
-        return
     line = ProgressLine("fitting", enabled=not quiet)
     try:
-        profile = fit.fit_profile([records], provider=provider, threads=threads,
-                                  sensor=sensor, progress=line)
+        profile = fit_profile([records], provider=provider, threads=threads, sensor=sensor,
+                              progress=line)
     finally:
         line.clear()
     profile.save(out)
-    click.echo(f"profile written to {out}", err=True)
+    click.echo(render_profile(profile), nl=False)
+    click.echo(f"wrote {out}")
+
+
+@calibrate_command.command("fit")
+@click.argument("records", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Profile file to write (JSON).")
+@click.option("--provider", type=click.Choice(["cpu", "cuda"]), default=None,
+              help="Use the records of this provider (when the files mix several).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Use the records of this thread count (when the files mix several).")
+@click.option("--name", default=None, help="Profile name [default: the machine and config].")
+@click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=0.9,
+              show_default=True, help="Confidence level of the prediction intervals.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress line on stderr.")
+def fit_command(records: tuple[Path, ...], out: Path, provider: str | None,
+                threads: int | None, name: str | None, confidence: float, quiet: bool) -> None:
+    """Fit a profile from RECORDS (JSON-lines record files: this machine's calibration, or
+    measurements made elsewhere in the documented schema)."""
+    from ..calibration.fit import fit_profile
+    from ..render.prediction import render_profile
+
+    line = ProgressLine("fitting", enabled=not quiet)
+    try:
+        profile = fit_profile(list(records), provider=provider, threads=threads, name=name,
+                              confidence=confidence, progress=line)
+    finally:
+        line.clear()
+    profile.save(out)
+    click.echo(render_profile(profile), nl=False)
+    click.echo(f"wrote {out}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -27,6 +29,35 @@ def _parse_dims(
     return dims
 
 
+def _parse_input_shapes(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, list[int]]:
+    shapes: dict[str, list[int]] = {}
+    for item in values:
+        name, sep, text = item.rpartition("=")
+        if not sep or not name.strip() or not text:
+            raise click.BadParameter(f"{item!r} is not NAME=DIMxDIMx... (e.g. x=1x3x224x224)")
+        try:
+            dims = [int(d) for d in text.lower().split("x")]
+        except ValueError:
+            raise click.BadParameter(
+                f"{item!r}: {text!r} is not dims joined by x (e.g. 1x3x224x224)") from None
+        if any(d < 0 for d in dims):
+            raise click.BadParameter(f"{item!r}: a dim is negative")
+        shapes[name.strip()] = dims
+    return shapes
+
+
+def input_shape_option(fn: F) -> F:
+    """``--input NAME=1x3x224x224`` (repeatable): a graph input's whole shape."""
+    return click.option(
+        "--input", "input_shapes", multiple=True, callback=_parse_input_shapes,
+        metavar="NAME=DIMS",
+        help="Set a graph input's shape (repeatable), e.g. --input x=1x3x48x192: for inputs "
+             "whose dims have no names, are ?/-1, or are fixed (named dims bind their name).",
+    )(fn)
+
+
 def model_argument(fn: F) -> F:
     return click.argument("model", type=click.Path(dir_okay=False, path_type=str))(fn)
 
@@ -43,11 +74,31 @@ def dim_options(fn: F) -> F:
     )(fn)
 
 
-def format_option(*choices: str) -> Callable[[F], F]:
+def format_option(*choices: str, text: str = "Output format.") -> Callable[[F], F]:
     return click.option(
         "--format", "fmt", type=click.Choice(choices), default=choices[0], show_default=True,
-        help="Output format.",
+        help=text,
     )
+
+
+#: Width of tables written to a pipe or a file.
+PIPE_WIDTH = 100
+
+
+def output_width() -> int:
+    """Characters per line for tables: COLUMNS if set, else the terminal's width, else 100
+    (a pipe or a file), at least 60."""
+    env = os.environ.get("COLUMNS", "")
+    if env.isdigit() and int(env) > 0:
+        return max(int(env), 60)
+    if sys.stdout.isatty():
+        return max(shutil.get_terminal_size((PIPE_WIDTH, 24)).columns, 60)
+    return PIPE_WIDTH
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr, in the tool's one format."""
+    click.echo(f"onnx-energy: warning: {message}", err=True)
 
 
 class ProgressLine:
@@ -81,3 +132,23 @@ class ProgressLine:
             sys.stderr.write("\r\033[K")
             sys.stderr.flush()
             self.shown = False
+
+
+def carbon_options(fn: F) -> F:
+    """``--carbon-intensity G_PER_KWH`` and ``--country ISO3`` (codecarbon's offline data)."""
+    fn = click.option(
+        "--country", default=None, metavar="ISO3",
+        help="Grid carbon intensity of this country (ISO 3166 alpha-3, e.g. FRA) from "
+             "codecarbon's offline data (pip install 'onnx-energy[carbon]').",
+    )(fn)
+    return click.option(
+        "--carbon-intensity", type=float, default=None, metavar="G_PER_KWH",
+        help="Grid carbon intensity in gCO2-eq/kWh: adds grams of CO2-eq per inference and "
+             "per million inferences.",
+    )(fn)
+
+
+def profile_option(help_text: str) -> Callable[[F], F]:
+    """``--profile NAME|PATH`` (default: the built-in theoretical profile)."""
+    return click.option("--profile", "profile_ref", default=None, metavar="PROFILE",
+                        help=help_text)

@@ -8,7 +8,8 @@ Used by ``onnx-energy measure``, by calibration sweeps and by ``validate``:
 - `records`: the crash-safe JSON-lines record store and its schema;
 - `profiling`: onnxruntime's per-kernel profile mapped back to graph nodes;
 - `fingerprint`: which machine and software produced a measurement;
-- `measurement`: `measure()` and its result, `Measurement`.
+- `measurement`: `measure()` and its result, `Measurement`;
+- `meter`: `EnergyMeter` and `measure_energy`, the same sensors around any code.
 
 ``onnx_energy.measure`` is both this package and the function `measure`: the package object
 is callable (``onnx_energy.measure(model, ...)`` runs `measurement.measure`), so the public
@@ -23,6 +24,7 @@ from typing import Any
 
 from ..errors import MeasurementFailed, MeasurementInterrupted
 from .measurement import Measurement, measure
+from .meter import EnergyMeter, MeterReading, measure_energy
 from .records import RecordWriter, read_records, record_schema
 from .sensors import (
     CodecarbonSensor,
@@ -36,9 +38,11 @@ from .sensors import (
 
 __all__ = [
     "CodecarbonSensor",
+    "EnergyMeter",
     "Measurement",
     "MeasurementFailed",
     "MeasurementInterrupted",
+    "MeterReading",
     "NoSensor",
     "NvmlSensor",
     "RaplSensor",
@@ -46,6 +50,7 @@ __all__ = [
     "Sensor",
     "SensorReadError",
     "measure",
+    "measure_energy",
     "open_sensor",
     "read_records",
     "record_schema",

@@ -7,6 +7,7 @@ is said. Each window is appended to the record file (if given) before the next o
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import uuid
 from collections.abc import Callable, Mapping
@@ -19,7 +20,7 @@ import onnx
 from onnx import ModelProto
 
 from ..errors import MeasurementFailed, MeasurementInterrupted, OnnxEnergyError
-from ..render.units import si
+from ..render.units import pct, si
 from .fingerprint import hardware_fingerprint
 from .overhead import Overheads, overhead_models, overheads_from
 from .profiling import NodeTiming, Reconciliation, node_timings, parse_profile, reconcile
@@ -29,6 +30,106 @@ from .runner import Runner, temp_dir
 from .sensors import Sensor, SensorReadError, open_sensor
 
 Progress = Callable[[str], None]
+
+#: Above this runtime CV across windows, the result is flagged as noisy.
+NOISY_CV = 0.05
+#: Windows of fewer inferences are flagged: clock and sensor granularity dominate them.
+MIN_ITERATIONS = 10
+#: --target-cv lengthens windows up to this many seconds each, by default.
+DEFAULT_MAX_WINDOW = 30.0
+
+
+@dataclass
+class Attempt:
+    """One set of ``repeats`` windows of one length (``--target-cv`` may take several)."""
+
+    min_window_s: float
+    run_id: str
+    windows: list[Window]
+    failures: list[str]
+
+    @property
+    def runtime_cv(self) -> float | None:
+        return cv([w.runtime_s for w in self.windows])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"min_window_s": self.min_window_s, "run_id": self.run_id,
+                "windows": len(self.windows), "runtime_cv": self.runtime_cv}
+
+
+def measure_until(
+    run: Callable[[float, str], Attempt], min_window: float, target_cv: float | None,
+    max_window: float,
+) -> list[Attempt]:
+    """Run ``run(window_s, run_id)`` once, then, while its runtime CV is above
+    ``target_cv`` and the windows are shorter than ``max_window``, again with windows twice
+    as long (capped at ``max_window``). Every attempt is returned, the last one counts."""
+    attempts = [run(min_window, uuid.uuid4().hex)]
+    while target_cv is not None:
+        last = attempts[-1]
+        noise = last.runtime_cv
+        if noise is None or noise <= target_cv or last.min_window_s >= max_window:
+            break
+        attempts.append(run(min(last.min_window_s * 2, max_window), uuid.uuid4().hex))
+    return attempts
+
+
+def quality_warnings(runtime_cv: float | None, iterations: list[int], runtime_s: float | None,
+                     min_window: float, target_cv: float | None, target_met: bool | None,
+                     max_window: float) -> list[str]:
+    """What makes a measurement less trustworthy than it looks: noise across windows,
+    windows of too few inferences, a target CV that was not reached."""
+    out: list[str] = []
+    if runtime_cv is not None and runtime_cv > NOISY_CV:
+        hint = ("the machine is busy or throttling; measure on a quiet machine"
+                if target_cv is not None else
+                "lengthen the windows with --target-cv 0.02 (or --min-window), and measure on "
+                "a quiet machine")
+        out.append(f"runtime CV {pct(runtime_cv)} across windows is above "
+                   f"{NOISY_CV * 100:.0f}%: {hint}")
+    short = [n for n in iterations if n < MIN_ITERATIONS]
+    if short:
+        need = (MIN_ITERATIONS * runtime_s * 1.2) if runtime_s else None
+        hint = (f"; --min-window {math.ceil(need)} or more gives {MIN_ITERATIONS}"
+                if need is not None and need > min_window else "")
+        out.append(f"{len(short)} of {len(iterations)} windows ran fewer than "
+                   f"{MIN_ITERATIONS} inferences (fewest: {min(short)}): one slow run "
+                   f"sways them{hint}")
+    if target_cv is not None and target_met is False:
+        out.append(f"target CV {pct(target_cv)} not met: {pct(runtime_cv)} with windows of "
+                   f"{min_window:g} s, the --max-window cap ({max_window:g} s)")
+    return out
+
+
+def coverage(kernel_s: float | None, runtime_s: float | None, kernels: int,
+             reconciled: bool = False) -> tuple[float | None, float | None, str | None]:
+    """How far the profiled kernels (their raw sum) account for the runtime: (fraction,
+    estimated profiler overhead per kernel when they exceed it, an explanation). With
+    ``reconciled``, the node times were made to add up to the runtime (less the session
+    overhead) and the note says so."""
+    if kernel_s is None or not runtime_s:
+        return None, None, None
+    fraction = kernel_s / runtime_s
+    covered = f"kernels sum to {fraction * 100:.0f}% of the runtime"
+    fixed = ("; node times are reconciled to add up to the runtime less the session overhead"
+             if reconciled else "")
+    if fraction > 1.05 and kernels:
+        overhead = (kernel_s - runtime_s) / kernels
+        if reconciled:
+            return fraction, overhead, (
+                f"{covered} as profiled: the profiler adds about {_fmt_s(overhead)} to each of "
+                f"the {kernels} kernels per inference{fixed}")
+        return fraction, overhead, (
+            f"{covered}: the profiler adds about {_fmt_s(overhead)} to each of the {kernels} "
+            "kernels per inference, which weighs most on tiny kernels; node times are "
+            "overstated, their order and rough shares hold")
+    if fraction < 0.95:
+        return fraction, None, (
+            f"{covered}{' as profiled' if reconciled else ''}: the rest is time outside "
+            "kernels (session overhead, copies and waits between kernels) or kernels not "
+            "mapped to nodes; on CUDA, kernel times are host-side launch times unless "
+            f"onnxruntime was built with CUDA profiling{fixed}")
+    return fraction, None, covered + fixed
 
 
 @dataclass
@@ -64,6 +165,18 @@ class Measurement:
     run_id: str = ""
     nodes: list[NodeTiming] | None = None
     nodes_time_s: float | None = None
+    #: nodes_time_s / runtime_s, the profiler overhead per kernel it implies (when above
+    #: 1), the number of kernels per inference, and what the coverage means.
+    nodes_coverage: float | None = None
+    nodes_overhead_per_kernel_s: float | None = None
+    nodes_kernels: int | None = None
+    nodes_coverage_note: str | None = None
+    min_window_s: float | None = None
+    max_window_s: float | None = None
+    target_cv: float | None = None
+    target_cv_met: bool | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     #: With per-node profiling: how kernel times were reconciled with the runtime.
     reconciliation: Reconciliation | None = None
 
@@ -96,7 +209,17 @@ class Measurement:
             "iterations": self.iterations,
             "records": self.records,
             "run_id": self.run_id,
+            "min_window_s": self.min_window_s,
+            "max_window_s": self.max_window_s,
+            "target_cv": self.target_cv,
+            "target_cv_met": self.target_cv_met,
+            "attempts": [a.to_dict() for a in self.attempts],
+            "warnings": self.warnings,
             "nodes_time_s": self.nodes_time_s,
+            "nodes_coverage": self.nodes_coverage,
+            "nodes_overhead_per_kernel_s": self.nodes_overhead_per_kernel_s,
+            "nodes_kernels": self.nodes_kernels,
+            "nodes_coverage_note": self.nodes_coverage_note,
             "nodes_time_raw_s": (None if self.reconciliation is None
                                  else self.reconciliation.kernel_time_s),
             "per_node": None if self.reconciliation is None else self.reconciliation.to_dict(),
@@ -152,6 +275,8 @@ def measure(
     sensor: str | Sensor = "auto",
     min_window: float = 2.0,
     repeats: int = 5,
+    target_cv: float | None = None,
+    max_window: float = DEFAULT_MAX_WINDOW,
     warmup: int = 10,
     idle: float | None = None,
     per_node: bool = False,
@@ -174,19 +299,33 @@ def measure(
     ``min_window``; 0 skips it, and with it dynamic energy). ``warmup`` runs are made first,
     stopping early after ``min_window`` seconds. Each of ``repeats`` windows lasts at least
     ``min_window`` seconds and is appended to ``out`` as one JSON line before the next starts.
-    Ctrl-C raises `MeasurementInterrupted`; the windows already written stay.
+    ``target_cv``: while the runtime CV across windows is above it, measure again with windows
+    twice as long, up to ``max_window`` seconds each (each attempt has its own ``run_id``;
+    the result is the last one). Ctrl-C raises `MeasurementInterrupted`; the windows already
+    written stay.
 
     ``per_node`` profiles the kernels in a second session, in stretches between the
     windows, and reconciles their times with the runtime (`profiling.reconcile`) using
     ``overheads`` (the session overhead, dispatch and profiler cost; measured with
     `measure_overheads` when not given). ``model_name`` is recorded as the model's
     readable name; ``record_fields`` are added to every record written and
-    ``last_record_fields`` to the record of the last window (calibration's work items).
+    ``last_record_fields`` to the record of the last window of an attempt (calibration's
+    work items).
     """
     if repeats < 1:
         raise OnnxEnergyError(f"--repeats must be at least 1, not {repeats}")
     if min_window <= 0:
         raise OnnxEnergyError(f"--min-window must be positive, not {min_window}")
+    if target_cv is not None:
+        if not 0 < target_cv < 1:
+            raise OnnxEnergyError(f"--target-cv must be a fraction in (0, 1), e.g. 0.02, "
+                                  f"not {target_cv}")
+        if repeats < 2:
+            raise OnnxEnergyError("--target-cv needs --repeats 2 or more (a CV needs two "
+                                  "windows)")
+        if max_window < min_window:
+            raise OnnxEnergyError(f"--max-window ({max_window:g} s) is shorter than "
+                                  f"--min-window ({min_window:g} s)")
     say = progress or (lambda _msg: None)
     writer: RecordWriter | None = None
     opened: Sensor | None = None
@@ -213,7 +352,6 @@ def measure(
         if model_field is not None and model_name is not None:
             model_field["name"] = model_name
         spec_field = None if spec is None else _jsonable(dict(spec))
-        run_id = uuid.uuid4().hex
 
         if per_node and overheads is None:
             say("session overhead")
@@ -229,26 +367,31 @@ def measure(
             say("warm-up (profiled session)")
             profiler = stack.enter_context(_NodeProfiler(model, runner, warmup, min_window))
 
-        windows: list[Window] = []
-        failures: list[str] = []
-        for i in range(repeats):
-            say(_window_progress(i, repeats, windows))
-            try:
-                w = run_window(runner, the_sensor, min_window, baseline.power_w, i)
-            except SensorReadError as exc:
-                failures.append(str(exc))
-                continue
-            windows.append(w)
-            if writer is not None:
-                rec = _record(runner, w, baseline, the_sensor, run_id=run_id,
-                              model_field=model_field, spec=spec_field, hardware=hardware,
-                              so_far=windows)
-                rec.update(record_fields or {})
-                if i == repeats - 1:
-                    rec.update(last_record_fields or {})
-                writer.append(rec)
-            if profiler is not None:  # profiled runs between the windows: the same machine
-                profiler.stretch(min_window / repeats)
+        def attempt(window_s: float, run_id: str) -> Attempt:
+            done = Attempt(window_s, run_id, [], [])
+            for i in range(repeats):
+                say(_window_progress(i, repeats, done.windows, window_s))
+                try:
+                    w = run_window(runner, the_sensor, window_s, baseline.power_w, i)
+                except SensorReadError as exc:
+                    done.failures.append(str(exc))
+                    continue
+                done.windows.append(w)
+                if writer is not None:
+                    rec = _record(runner, w, baseline, the_sensor, run_id=run_id,
+                                  model_field=model_field, spec=spec_field, hardware=hardware,
+                                  so_far=done.windows)
+                    rec.update(record_fields or {})
+                    if i == repeats - 1:
+                        rec.update(last_record_fields or {})
+                    writer.append(rec)
+                if profiler is not None:  # profiled runs between the windows: one machine
+                    profiler.stretch(window_s / repeats)
+            return done
+
+        attempts = measure_until(attempt, min_window, target_cv, max_window)
+        final = attempts[-1]
+        windows, failures, run_id = final.windows, final.failures, final.run_id
         if not windows:
             raise MeasurementFailed(
                 f"all {repeats} windows failed to read the sensor {the_sensor.name!r} "
@@ -285,11 +428,25 @@ def measure(
             run_id=run_id,
         )
         result.energy_note = _energy_note(the_sensor, notes, baseline, energy, sensor)
+        result.min_window_s, result.max_window_s = final.min_window_s, max_window
+        result.attempts = attempts
+        if target_cv is not None:
+            result.target_cv = target_cv
+            noise = final.runtime_cv
+            result.target_cv_met = noise is not None and noise <= target_cv
+        result.warnings = quality_warnings(result.runtime_cv, result.iterations, runtime,
+                                           final.min_window_s, target_cv,
+                                           result.target_cv_met, max_window)
         if profiler is not None:
             say("per-node times")
             assert runtime is not None and overheads is not None
             result.nodes, result.reconciliation = profiler.finish(runtime, overheads, energy)
             result.nodes_time_s = sum(r.time_s for r in result.nodes)
+            result.nodes_kernels = sum(len(r.kernels) for r in result.nodes)
+            (result.nodes_coverage, result.nodes_overhead_per_kernel_s,
+             result.nodes_coverage_note) = coverage(result.reconciliation.kernel_time_s,
+                                                    runtime, result.nodes_kernels,
+                                                    reconciled=True)
         return result
     except KeyboardInterrupt:
         raise MeasurementInterrupted(writer.written if writer else 0, out_str) from None
@@ -317,8 +474,8 @@ def measure_overheads(provider: str = "cpu", threads: int = 1, device: int = 0,
     return overheads_from(one, chain.runtime_s, chain.reconciliation.kernel_time_s)
 
 
-def _window_progress(i: int, repeats: int, windows: list[Window]) -> str:
-    msg = f"window {i + 1}/{repeats}"
+def _window_progress(i: int, repeats: int, windows: list[Window], window_s: float) -> str:
+    msg = f"window {i + 1}/{repeats} ({window_s:g} s)"
     if windows:
         last = windows[-1]
         msg += f" (last: {_fmt_s(last.runtime_s)}/inference, {last.iterations} it)"

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from onnx import ModelProto
 
-from ..errors import BindingError, MeasurementError, ModelLoadError
+from ..errors import BindingError, MeasurementError, MissingWeightsError, ModelLoadError
 from ..graph import TensorInfo, bind_dims, load_model, tensor_info_from_value_info
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -43,6 +43,15 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _missing_weights_message(missing: list[tuple[str, str]], path: Path | None) -> str:
+    files = ", ".join(sorted({location for _, location in missing}))
+    folder = f" next to {path.name}" if path is not None else ""
+    more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+    return (f"measuring runs the model, so it needs its weights: the external data file "
+            f"{files}{folder} is missing or incomplete ({missing[0][0]}{more}); "
+            "`onnx-energy analyze` reads no weights and works without it")
 
 
 def random_inputs(infos: list[TensorInfo], seed: int = 0) -> dict[str, np.ndarray]:
@@ -104,9 +113,19 @@ class Runner:
             self.path = Path(model)
             self.model_bytes = None
         loaded = load_model(model)  # validates and never reads weights
+        if loaded.missing_data:
+            raise MissingWeightsError(_missing_weights_message(loaded.missing_data, self.path))
         if self.path is not None:
             self.sha256 = sha256_file(self.path)
         self.bindings = bind_dims(loaded, dims, batch_size)
+        if loaded.overrides:  # analysis may re-batch a fixed export; onnxruntime cannot
+            name = next(iter(loaded.overrides))
+            declared = loaded.overrides[name][0]
+            lead = declared[0] if declared else "?"
+            raise MeasurementError(
+                f"input {name!r} has a fixed batch of {lead}; "
+                f"onnxruntime runs the file's shape, so --batch-size {batch_size} cannot be "
+                "measured")
         self.batch_size = batch_size
         self.graph_proto = loaded.proto  # weight-free copy, for mapping profiles to nodes
         self.weight_names = frozenset(loaded.weights)  # initializers, detached or not

@@ -343,11 +343,13 @@ def ms_rotary(f: NodeFacts) -> Cost:
 # ------------------------------------------------------------- output shapes (ONNX has none)
 
 
-shape_rule("RotaryEmbedding", "GemmaRotaryEmbedding", domain=MS)(same_as_input)
+shape_rule("RotaryEmbedding", domain=MS)(same_as_input)
 
 
-@shape_rule("Attention", "QAttention", domain=MS)
+@shape_rule("Attention", "QAttention", "DecoderMaskedSelfAttention", domain=MS)
 def _ms_attention(f: NodeFacts) -> list[ShapeOut | None]:
+    """output (B, S, D_v) and present (2, B, N, P + S, H). QAttention's outputs are float (its
+    input_scale's type, input 3), not its quantized input's."""
     x, w = f.dims(0), f.dims(1)
     if x is None or w is None:
         return [None]
@@ -362,7 +364,8 @@ def _ms_attention(f: NodeFacts) -> list[ShapeOut | None]:
     else:
         p = past[3] if past is not None else 0
         present = (2, x[0], heads, add_dims(p, x[1]), div_dims(qh, heads))
-    return [(out, f.dtype(0)), (present, f.dtype(0))]
+    dtype = f.dtype(3) if f.node.op_type == "QAttention" else f.dtype(0)
+    return [(out, dtype), (present, dtype)]
 
 
 @shape_rule("MultiHeadAttention", domain=MS)

@@ -12,10 +12,12 @@ import math
 from .activation import ACTIVATIONS
 from .base import Shape
 from .conv import conv
+from .detection import grid_sample
 from .helpers import (
     MS,
     ShapeOut,
     bops_cost,
+    broadcast_shapes,
     div_dims,
     dot_cost,
     elementwise,
@@ -162,6 +164,21 @@ def embed_layer_norm(f: NodeFacts) -> Cost:
     return bops_cost(adds + norm + mask)
 
 
+@register("QEmbedLayerNormalization", domain=MS)
+def qembed_layer_norm(f: NodeFacts) -> Cost:
+    """EmbedLayerNormalization over int8/uint8 tables: each gathered word, position (and
+    segment, input 4) value is dequantized ((q − zp)·scale: sub, mul) before the sum, gamma
+    and beta (D each) are dequantized once, then the same adds, LayerNorm and mask sum."""
+    out = f.out_shape(0)
+    n = math.prod(out)
+    tables = 2 + int(f.given(4))
+    dequant = B(sub=1, mul=1) * (n * tables + 2 * out[-1])
+    adds = B(add=n * (tables - 1))
+    norm = _normalize(n, _rows(out, -1), True, True)
+    mask = B(add=f.numel(7)) if f.has_input(7) else B()
+    return bops_cost(dequant + adds + norm + mask)
+
+
 # ----------------------------------------------------------------------- fused dot ops
 
 
@@ -284,10 +301,323 @@ def _gemm_fast_gelu(f: NodeFacts) -> list[ShapeOut | None]:
     return [(None if x is None or w is None else (*x[:-1], w[-1]), f.dtype(0))]
 
 
-@shape_rule("EmbedLayerNormalization", domain=MS)
+@shape_rule("EmbedLayerNormalization", "QEmbedLayerNormalization", domain=MS)
 def _embed_layer_norm(f: NodeFacts) -> list[ShapeOut | None]:
+    """(B, S, D) in the float type (QEmbed: its gamma scale's, input 11), the int32 mask
+    index (B,), and the embedding sum."""
     ids, word = f.dims(0), f.dims(2)
     if ids is None or word is None:
         return [None]
     out: Shape = (*ids, word[-1])
-    return [(out, f.dtype(2)), ((ids[0],), "int32"), (out, f.dtype(2))]
+    dtype = f.dtype(11) if f.node.op_type == "QEmbedLayerNormalization" else f.dtype(2)
+    return [(out, dtype), ((ids[0],), "int32"), (out, dtype)]
+
+
+# --------------------------------------------------------- more contrib ops, by kind of work
+# (onnxruntime's contrib schemas beyond the common fusions; each decomposition is beside it)
+
+
+@register("BitmaskDropout", domain=MS)
+def bitmask_dropout(f: NodeFacts) -> Cost:
+    """Inference (no training_mode): an identity; training draws a mask (one compare) and
+    scales (one mul) per element. The mode is a run-time input, so the scale is counted."""
+    return elementwise(B(sub=1, mul=1))(f)
+
+
+@register("BranchwiseRMSNorm", domain=MS)
+def branchwise_rms_norm(f: NodeFacts) -> Cost:
+    """RMSNorm of each of ``num_branches`` branches over its own H elements (rows = elements / H)
+    with the optional scale."""
+    x = f.shape(0)
+    n = math.prod(x)
+    branches = int(f.attr("num_branches", 0))
+    width = x[-1] // branches if branches and x[-1] % branches == 0 else x[-1]
+    rows = n // width if width else 0
+    per = B(mul=2 + int(f.has_input(1)), add=1)
+    return bops_cost(per * n + RMS_PER_ROW * rows)
+
+
+@register("GatedRMSNorm", domain=MS)
+def gated_rms_norm(f: NodeFacts) -> Cost:
+    """X·rsqrt(mean(X²) + eps)·scale·act(gate), rows of C = len(scale): RMSNorm with gamma
+    per element, the gate activation (SiLU: sigmoid + mul; sigmoid) and the product."""
+    n = f.numel(0)
+    c = f.shape(1)[-1]
+    gate = SIGMOID + B(mul=1) if str(f.attr("activation", "silu")) in ("silu", "swish") \
+        else SIGMOID
+    return bops_cost(RMS_PER_ELEMENT * n + RMS_PER_ROW * (n // c if c else 0)
+                     + (gate + B(mul=1)) * n)
+
+
+@register("GatedAdd", domain=MS)
+def gated_add(f: NodeFacts) -> Cost:
+    """X + Y·gate per element; with gate_weight the per-row gate is sigmoid(gate · w), a dot
+    product of the row's gate features."""
+    n = f.out_numel(0)
+    cost = elementwise(B(mul=1, add=1))(f)
+    if f.has_input(3):
+        g = f.shape(2)
+        rows = math.prod(g[:-1])
+        cost = cost + dot_cost(rows * g[-1], rows, 0) + bops_cost(SIGMOID * rows)
+    return cost if n else Cost()
+
+
+@register("HyperConnectionPreMix", domain=MS)
+def hyper_connection_pre_mix(f: NodeFacts) -> Cost:
+    """Y[..., h] = scale·Σ_c X[..., c, h]·pre_mix[..., c, h]: per output a C-long dot product
+    and the scale."""
+    outputs = f.out_numel(0)
+    c = f.numel(0) // outputs if outputs else 0
+    return dot_cost(outputs * c, outputs, 0) + bops_cost(B(mul=outputs))
+
+
+@register("HyperConnectionPostMix", domain=MS)
+def hyper_connection_post_mix(f: NodeFacts) -> Cost:
+    """Y[..., k, h] = Σ_c stream_mix[c, k]·S[c, h] + post_mix[k]·block[h]: a C-long dot
+    product per output with the mix (else the identity copy), plus the injection mul-add."""
+    outputs = f.out_numel(0)
+    branches = int(f.attr("num_branches", 0)) or 1
+    cost = bops_cost(B(mul=1, add=1) * outputs)
+    if f.has_input(3):
+        cost = cost + dot_cost(outputs * branches, outputs, 0)
+    return cost
+
+
+@register("HyperConnectionLowRankMix", domain=MS)
+def hyper_connection_low_rank_mix(f: NodeFacts) -> Cost:
+    """streams (..., C·H): the optional post-mix prologue (mul-add per element), RMSNorm per
+    branch, the low-rank gate network (down (C·H → r) and up (r → gates) products, SiLU),
+    and the pre-mix reduction (a C-long dot product per output)."""
+    s = f.shape(0)
+    n = math.prod(s)
+    branches = int(f.attr("num_branches", 0)) or 1
+    rows = n // s[-1] if s[-1] else 0
+    down, up = f.numel(2), f.numel(3)
+    cost = bops_cost(RMS_PER_ELEMENT * n + RMS_PER_ROW * rows * branches)
+    cost = cost + dot_cost(rows * down, rows * f.shape(2)[-1], 0)
+    cost = cost + dot_cost(rows * up, rows * f.shape(3)[-1], 0)
+    cost = cost + bops_cost((SIGMOID + B(mul=1)) * rows * f.shape(2)[-1])
+    outputs = f.out_numel(0)
+    cost = cost + dot_cost(outputs * branches, outputs, 0)
+    if f.has_input(5):
+        cost = cost + bops_cost(B(mul=1, add=1) * n)
+    return cost
+
+
+@register("CDist", domain=MS)
+def cdist(f: NodeFacts) -> Cost:
+    """A (M, K), B (N, K): every pair's distance, K sub, mul and add (euclidean adds the sqrt;
+    sqeuclidean not)."""
+    m, k = f.shape(0)
+    n = f.shape(1)[0]
+    pairs = m * n
+    bops = B(sub=k, mul=k, add=k - 1) * pairs
+    if str(f.attr("metric", "sqeuclidean")) == "euclidean":
+        bops = bops + B(root=pairs)
+    return bops_cost(bops)
+
+
+@register("ComplexMul", "ComplexMulConj", domain=MS)
+def complex_mul(f: NodeFacts) -> Cost:
+    """(a + bi)(c ± di) per complex output (the last axis holds the pair): 4 mul, add, sub."""
+    return bops_cost(B(mul=4, add=1, sub=1) * (f.out_numel(0) // 2))
+
+
+@register("ConvTransposeWithDynamicPads", domain=MS)
+def conv_transpose_dynamic_pads(f: NodeFacts) -> Cost:
+    """ConvTranspose with its pads as an input (X, W, Pads, B): the input-volume formula of
+    ONNX ConvTranspose, bias input 3."""
+    x, w = f.shape(0), f.shape(1)
+    macs = math.prod(x) * math.prod(w[1:])
+    outputs = f.out_numel(0)
+    bias = outputs if f.has_input(3) else 0
+    return Cost(macs=macs, flops=2 * macs + bias, bias=bias, bops=B(add=macs + bias, mul=macs))
+
+
+@register("CropAndResize", domain=MS)
+def crop_and_resize(f: NodeFacts) -> Cost:
+    """Output (R, C, h, w): a bilinear sample (4 taps) per output element (nearest: a copy),
+    the sample position per output location (2 mul, 2 add)."""
+    r, c, h, w = f.out_shape(0)
+    per_location = B(mul=2, add=2)
+    if str(f.attr("mode", "bilinear")) == "nearest":
+        return bops_cost(per_location * (r * h * w))
+    return bops_cost(B(mul=4, add=3) * (r * c * h * w) + (per_location + B(sub=6, mul=4))
+                     * (r * h * w))
+
+
+@register("Inverse", domain=MS)
+def inverse(f: NodeFacts) -> Cost:
+    """Gauss-Jordan inversion of each (n × n) matrix: n pivot rows, each scaled (n div) and
+    eliminated from the n − 1 others (n multiply-accumulates each): n²(n − 1) MACs."""
+    x = f.shape(0)
+    n = x[-1]
+    mats = math.prod(x[:-2])
+    macs = n * n * (n - 1) * mats
+    bops = B(mul=macs, sub=macs, div=n * n * mats)
+    return Cost(macs=macs, flops=bops.total, bops=bops)
+
+
+@register("Rfft", "Irfft", domain=MS)
+def ms_rfft(f: NodeFacts) -> Cost:
+    """A complex radix-2 FFT per transformed signal (as ONNX DFT in `signal`), over the last
+    ``signal_ndim`` axes of the real signal; Irfft adds the 1/n scaling."""
+    from .signal import fft_bops
+
+    x = f.shape(0)
+    nd = int(f.attr("signal_ndim", 1))
+    real = x if f.node.op_type == "Rfft" else f.out_shape(0)
+    n = real[-1] if nd == 1 else math.prod(real[-nd:])
+    transforms = math.prod(real) // n if n else 0
+    bops = fft_bops(n) * transforms
+    if f.node.op_type == "Irfft":
+        bops = bops + B(div=math.prod(real))
+    return bops_cost(bops)
+
+
+@register("DynamicTimeWarping", domain=MS)
+def dynamic_time_warping(f: NodeFacts) -> Cost:
+    """Cost matrix (M, N): per cell the cheapest of three predecessors (2 compares) plus the
+    cell's cost (add); the backtrack is a walk (movement)."""
+    n = f.numel(0)
+    return bops_cost(B(sub=2, add=1) * n)
+
+
+@register("MaxpoolWithMask", "NhwcMaxPool", domain=MS)
+def ms_max_pool(f: NodeFacts) -> Cost:
+    """A compare per window element and output (as MaxPool); the mask is a select."""
+    n = math.prod(f.attr("kernel_shape", [1])) * f.out_numel(0)
+    return Cost(flops=n, bops=B(sub=n))
+
+
+@register("TorchEmbedding", domain=MS)
+def torch_embedding(f: NodeFacts) -> Cost:
+    """A row gather (movement)."""
+    return Cost()
+
+
+@register("UnfoldTensor", domain=MS)
+def unfold_tensor(f: NodeFacts) -> Cost:
+    """Sliding windows: a strided copy (movement)."""
+    return Cost()
+
+
+@register("Unique", domain=MS)
+def ms_unique(f: NodeFacts) -> Cost:
+    """A hash per element to find its first occurrence (counted as one compare) and the
+    count increment (add)."""
+    return bops_cost(B(sub=1, add=1) * f.numel(0))
+
+
+@register("WordConvEmbedding", domain=MS)
+def word_conv_embedding(f: NodeFacts) -> Cost:
+    """Sequence (S, W) of character ids, W (E, 1, k, char_emb), B (E), C (chars, char_emb):
+    the char gather (movement), a 1-D conv of E filters over each word (k·char_emb MACs per
+    output position, + bias), tanh, and the max over positions (compare)."""
+    seq = f.shape(0)
+    w = f.shape(1)
+    words, width = math.prod(seq[:-1]), seq[-1]
+    k = w[2] if len(w) > 2 else int(f.attr("conv_window_size", 1))
+    positions = max(width - k + 1, 1)
+    outputs = words * w[0] * positions
+    return dot_cost(outputs * math.prod(w[1:]), outputs, outputs) + bops_cost(
+        B(root=outputs, sub=outputs))
+
+
+@register("RemovePadding", "RestorePadding", domain=MS)
+def padding_moves(f: NodeFacts) -> Cost:
+    """Packing tokens (a prefix count per sequence: one add per token) or scattering them
+    back: data movement."""
+    if f.node.op_type == "RemovePadding":
+        return bops_cost(B(add=f.numel(1) * f.shape(0)[1] if f.has_input(1) else 0))
+    return Cost()
+
+
+@register("CausalConvWithState", domain=MS)
+def ms_causal_conv_with_state(f: NodeFacts) -> Cost:
+    """Stateful depthwise causal conv: output (B, C, ...) of dot products of the kernel's
+    volume (+ bias), then the optional SiLU; the state shift is movement."""
+    outputs = f.out_numel(0)
+    k = math.prod(f.shape(1)[2:]) if len(f.shape(1)) > 2 else f.shape(1)[-1]
+    cost = dot_cost(outputs * k, outputs, outputs if f.has_input(2) else 0)
+    if str(f.attr("activation", "none")).lower() in ("silu", "swish"):
+        cost = cost + bops_cost((SIGMOID + B(mul=1)) * outputs)
+    return cost
+
+
+@register("VarlenCausalConvWithState", domain=MS)
+def varlen_causal_conv_with_state(f: NodeFacts) -> Cost:
+    """Packed tokens (T, C), weight (C, 1, k): T·C dot products of length k (+ bias, input 3),
+    then the optional SiLU."""
+    outputs = f.out_numel(0)
+    k = f.shape(1)[-1]
+    cost = dot_cost(outputs * k, outputs, outputs if f.has_input(3) else 0)
+    if str(f.attr("activation", "none")).lower() in ("silu", "swish"):
+        cost = cost + bops_cost((SIGMOID + B(mul=1)) * outputs)
+    return cost
+
+
+@register("SparseToDenseMatMul", domain=MS)
+def sparse_to_dense_matmul(f: NodeFacts) -> Cost:
+    """Sparse A (M, K) · dense B (K, N): counted densely (the non-zero count is in the sparse
+    tensor's values, which are never read), M·N·K MACs, plus alpha."""
+    out = f.out_shape(0)
+    b = f.shape(1)
+    k = b[1] if int(f.attr("transB", 0)) else b[0]
+    outputs = math.prod(out)
+    extra = B(mul=outputs) if float(f.attr("alpha", 1.0)) != 1.0 else B()
+    return dot_cost(outputs * k, outputs, 0) + bops_cost(extra)
+
+
+@register("RMSNormRotary", domain=MS)
+def rms_norm_rotary(f: NodeFacts) -> Cost:
+    """X (B, S, heads, stride): RMSNorm of the ``input_width`` slice (all of the last axis by
+    default) with its scale, then the rotation of ``rotary_embedding_dim`` elements per head
+    (4 mul, add, sub per pair)."""
+    x = f.shape(0)
+    rows = math.prod(x[:-1])
+    width = int(f.attr("input_width", 0)) or x[-1]
+    rot = int(f.attr("rotary_embedding_dim", 0)) or width
+    n = rows * width
+    return bops_cost(RMS_PER_ELEMENT * n + RMS_PER_ROW * rows
+                     + B(mul=4, add=1, sub=1) * (rows * rot // 2))
+
+
+@register("EngramGate", domain=MS)
+def engram_gate(f: NodeFacts) -> Cost:
+    """key, query (B, S, M, H), value (B, S, H): RMSNorm of keys and queries, their per-row dot
+    product (H MACs per (B, S, M)), the scaled sigmoid gate, gate · RMSNorm(value) per
+    element."""
+    k = f.shape(0)
+    rows = math.prod(k[:-1])
+    h = k[-1]
+    n = rows * h
+    norms = (RMS_PER_ELEMENT * n + RMS_PER_ROW * rows) * 2
+    value = f.numel(2)
+    return (dot_cost(rows * h, rows, 0) + bops_cost(norms + (SIGMOID + B(mul=1)) * rows
+                                                     + B(mul=1) * n + RMS_PER_ELEMENT * value))
+
+
+shape_rule("BitmaskDropout", "BranchwiseRMSNorm", "GatedRMSNorm", "GatedAdd", "Inverse",
+           "VarlenCausalConvWithState", "RMSNormRotary", domain=MS)(same_as_input)
+shape_rule("MaxpoolWithMask", domain=MS)(onnx_twin("MaxPool", 12, (0,)))
+
+
+@shape_rule("TorchEmbedding", domain=MS)
+def _torch_embedding(f: NodeFacts) -> list[ShapeOut | None]:
+    w, idx = f.dims(0), f.dims(1)
+    return [(None if w is None or idx is None else (*idx, w[-1]), f.dtype(0))]
+
+
+@shape_rule("ComplexMul", "ComplexMulConj", domain=MS)
+def _complex_mul(f: NodeFacts) -> list[ShapeOut | None]:
+    return [(broadcast_shapes(f.dims(0), f.dims(1)), f.dtype(0))]
+
+
+@shape_rule("CDist", domain=MS)
+def _cdist(f: NodeFacts) -> list[ShapeOut | None]:
+    a, b = f.dims(0), f.dims(1)
+    return [(None if a is None or b is None else (a[0], b[0]), f.dtype(0))]
+
+
+register("GridSample", domain=MS)(grid_sample)

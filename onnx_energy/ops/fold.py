@@ -114,6 +114,25 @@ def _squeeze(f: NodeFacts) -> list[Array]:
     return [np.squeeze(x, axis=tuple(int(a) % x.ndim for a in axes))]
 
 
+@fold_rule("Split")
+def _split(f: NodeFacts) -> list[Array]:
+    """Split of a shape vector (onnxruntime fuses Shape -> Gather... into Shape -> Split)."""
+    (x,) = _need(f, 0)
+    axis = int(f.node.attrs.get("axis", 0)) % max(x.ndim, 1)
+    parts = f.node.attrs.get("split")
+    if parts is None and len(f.node.inputs) > 1 and f.node.inputs[1]:
+        parts = _need(f, 1)[0].tolist()
+    n = len(f.node.outputs)
+    if parts is None:
+        size = x.shape[axis]
+        step = -(-size // n) if n else 0
+        parts = [min(step, size - i * step) for i in range(n)]
+    if len(parts) != n or sum(int(p) for p in parts) != x.shape[axis] or min(parts) < 0:
+        raise CannotFoldError
+    cuts = np.cumsum([int(p) for p in parts])[:-1]
+    return list(np.split(x, cuts, axis=axis))
+
+
 @fold_rule("Concat")
 def _concat(f: NodeFacts) -> list[Array]:
     parts = _need(f, *range(len(f.node.inputs)))

@@ -14,6 +14,8 @@ from .base import BasicOps, Cost, Dim, NodeFacts, Shape
 MS = "com.microsoft"
 #: onnxruntime's blocked-layout (NCHWc) kernels, in graphs it saved after optimisation.
 NCHWC = "com.microsoft.nchwc"
+#: onnxruntime's channels-last twins of ONNX ops, written by its layout transformer.
+NHWC = "com.ms.internal.nhwc"
 
 
 def canonical_domain(domain: str) -> str:

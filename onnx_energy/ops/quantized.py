@@ -50,16 +50,13 @@ REQUANTIZE = B(mul=1, sub=3, add=1)
 
 
 def _zp_subs(f: NodeFacts, *pairs: tuple[int, int]) -> BasicOps:
-    """One sub per element of each data input (data index, zero point index) with a zero point
-    whose value is not known to be all zeros."""
+    """One sub per element of each data input (data index, zero point index) whose zero point
+    input is given. The zero point's value is never read: it is a weight, and a cost must not
+    depend on whether the weights can be read (the kernel subtracts it either way)."""
     subs = 0
     for data, zp in pairs:
-        if not f.has_input(zp):
-            continue
-        v = f.value(zp)
-        if v is not None and not v.any():
-            continue
-        subs += f.numel(data)
+        if f.given(zp):
+            subs += f.numel(data)
     return B(sub=subs)
 
 

@@ -78,11 +78,55 @@ def recurrent_cost(
     return cost + bops_cost(bops)
 
 
+def check_ranks(f: NodeFacts, **ranks: int) -> None:
+    """Refuse inputs whose rank is not the one the rule reads (``X=3``: input 0 by name order
+    of the call), so a wrong shape never gives a plausible count."""
+    for i, (label, rank) in enumerate(ranks.items()):
+        got = len(f.shape(i))
+        if got != rank:
+            raise ValueError(f"{label} has rank {got}, not {rank}")
+
+
 @register("RNN", "GRU", "LSTM")
 def recurrent(f: NodeFacts) -> Cost:
-    x, w = f.shape(0), f.shape(1)  # X (S, B, I) or (B, S, I) with layout=1; W (D, G·H, I)
+    """X (S, B, I) or (B, S, I) with layout=1; W (D, G·H, I): the input size is W's, and X's
+    last dim must agree with it."""
+    check_ranks(f, X=3, W=3)
+    x, w = f.shape(0), f.shape(1)
+    if x[2] != w[2]:
+        raise ValueError(f"X's input size {x[2]} is not W's {w[2]}")
     op = f.node.op_type
     seq, batch = (x[1], x[0]) if int(f.attr("layout", 0)) else (x[0], x[1])
     hidden = int(f.attr("hidden_size", 0)) or w[1] // GATES[op]
     return recurrent_cost(op, f, seq=seq, batch=batch, directions=w[0], input_size=x[2],
                           hidden=hidden)
+
+
+@register("AttnLSTM", domain="com.microsoft")
+def attn_lstm(f: NodeFacts) -> Cost:
+    """An LSTM whose input at each step is [x_t, attention_t] (input feeding), with Bahdanau
+    attention over memory M (B, T_m, D_m): the memory is projected once by MW (D_m → A); per
+    step and direction the query h·QW (H → A), per memory slot the sum, tanh and the V dot
+    product (A MACs), the softmax over T_m, the context (T_m·D_m MACs) and the attention layer
+    [h, context]·AW (→ attention size)."""
+    x, w = f.shape(0), f.shape(1)
+    seq, batch = x[0], x[1]
+    directions = w[0]
+    hidden = int(f.attr("hidden_size", 0)) or w[1] // 4
+    qw, m, aw = f.shape(8), f.shape(11), f.shape(13)  # QW (H, A), M (B, T_m, D_m), AW
+    depth = qw[-1]
+    slots, mem_depth = m[1], m[2]
+    attn_size = aw[-1]
+    lstm_in = w[2]  # the LSTM sees x_t and the attention output (its W's input width)
+    steps = seq * batch * directions
+    cost = recurrent_cost("LSTM", f, seq=seq, batch=batch, directions=directions,
+                          input_size=lstm_in, hidden=hidden)
+    memory = dot_cost(directions * m[0] * slots * depth * mem_depth,
+                      directions * m[0] * slots * depth, 0)
+    per_step = dot_cost(hidden * depth, depth, 0) + dot_cost(slots * depth, slots, 0)
+    per_step = per_step + dot_cost(slots * mem_depth, mem_depth, 0)
+    per_step = per_step + dot_cost(attn_size * (hidden + mem_depth), attn_size, 0)
+    per_step = per_step + bops_cost(B(add=slots * depth, root=slots * depth)
+                                    + B(sub=2, root=1, add=1, div=1) * slots)
+    return cost + memory + Cost(per_step.macs * steps, per_step.flops * steps,
+                                per_step.bias * steps, per_step.bops * steps)

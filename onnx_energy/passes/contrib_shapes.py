@@ -14,6 +14,9 @@ It also gives the shapes of the few ONNX-domain ops ONNX cannot infer (GroupNorm
 and MeanVarianceNormalization are functions without an inference function), which have
 shape rules too.
 
+The blocked (``com.microsoft.nchwc``) and channels-last (``com.ms.internal.nhwc``) kernels
+onnxruntime writes into optimised models are handled the same way, by their shape rules.
+
 `handles` is the cheap test the shape pass runs on unresolved nodes only.
 """
 
@@ -30,7 +33,7 @@ from onnx import helper, numpy_helper
 from ..dtypes import elem_type
 from ..graph import MAX_DIM, Node, TensorInfo, tensor_info_from_value_info
 from ..ops.base import NodeFacts
-from ..ops.helpers import MS
+from ..ops.helpers import MS, NCHWC, NHWC
 from ..ops.registry import SHAPES, ShapeOut, load_rules
 
 #: Largest constant handed to onnxruntime's inference as an initializer.
@@ -39,7 +42,7 @@ MAX_FALLBACK_VALUE = 4096
 
 def handles(node: Node) -> bool:
     """Whether `infer_contrib` should try ``node`` (contrib domain, or an op with a rule)."""
-    if node.domain == MS:
+    if node.domain in (MS, NCHWC, NHWC):
         return True
     load_rules()
     return SHAPES.get(node.domain, node.op_type) is not None
@@ -56,11 +59,12 @@ def infer_contrib(
 ) -> None:
     """Fill ``node``'s unresolved outputs in ``tensors`` from a rule or onnxruntime."""
     infos = tuple(tensors.get(x) if x else None for x in node.inputs)
+    declared = tuple(tensors.get(x) if x else None for x in node.outputs)
     outs: Sequence[ShapeOut | None] | None = None
     rule = SHAPES.get(node.domain, node.op_type)
     try:
         if rule is not None:
-            outs = rule(NodeFacts(node, infos, values=values))
+            outs = rule(NodeFacts(node, infos, declared, values=values))
     except (TypeError, ValueError, IndexError, ZeroDivisionError):
         outs = None
     if not outs or all(o is None or o[0] is None for o in outs):

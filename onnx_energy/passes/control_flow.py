@@ -6,9 +6,10 @@ every outer-scope name it reads becomes an input with the outer tensor's shape, 
 initializer holding the outer value when that is a known constant, so shape inference,
 shape-subgraph folding and the cost rules run unchanged, to any depth.
 
-- **If**: both branches are analysed and reported; the node costs the costlier branch
-  (by FLOPs, then MACs) unless ``branch`` picks one. Its outputs take the counted branch's
-  shapes where ONNX could not merge the two.
+- **If**: both branches are analysed and reported. A known condition (a constant, or one
+  folded from shapes and bound dims) picks the branch counted, and its output shapes flow
+  on; an unknown one counts the costlier branch (by FLOPs, then MACs) unless ``branch``
+  picks one. Its outputs take the counted branch's shapes where ONNX could not merge them.
 - **Loop**: body cost × trip count. The trip count is the constant ``M`` input (a value of
   ``M`` above `MAX_TRIPS`, such as the INT64_MAX exporters write for while-loops, is a
   placeholder), 0 when the initial condition is a constant false, else ``loop_trips``;
@@ -23,6 +24,7 @@ the result with `apply_control_flow`.
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -221,7 +223,13 @@ class ControlFlow:
                 for label, g in zip(BRANCHES, graphs, strict=True)}
         cond = _scalar(values, node.inputs[0] if node.inputs else "")
         notes: list[str] = []
-        if self.options.branch is not None:
+        if cond is not None:
+            # A known condition (a constant, or folded from shapes and bound dims) decides.
+            chosen = "then" if cond else "else"
+            if self.options.branch not in (None, chosen):
+                notes.append(f"--branch {self.options.branch} ignored: the condition is "
+                             f"known ({bool(cond)})")
+        elif self.options.branch is not None:
             chosen = self.options.branch
         else:
             then, other = subs["then"], subs["else"]
@@ -320,7 +328,8 @@ class ControlFlow:
             trips, source = self.options.loop_trips, SOURCE_OPTION
         else:
             names = sorted({d for d in (*lengths, batch) if isinstance(d, str)})
-            hint = f"bind {', '.join(names)} with --dim" if names else "pass --loop-trips N"
+            hint = ("bind with " + " ".join(f"--dim {shlex.quote(n + '=N')}" for n in names)
+                    if names else "pass --loop-trips N")
             notes.append(f"scan length unknown; {hint}")
         outs_body = sub.outputs
         notes += _changing_shapes(formal[:n_state], outs_body[:n_state], ins[:n_state])

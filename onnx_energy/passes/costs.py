@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from ..graph import Node, TensorInfo
+from ..graph import NON_TENSOR, Node, TensorInfo
 from ..ops.base import Cost, NodeFacts, ShapeUnknownError
 from ..ops.registry import lookup
 from .results import NodeCost, ShapedGraph, Status, counts_as_param
@@ -47,16 +47,23 @@ def buffer_names(nodes: Iterable[Node]) -> set[str]:
 
 
 def cost_nodes(
-    shaped: ShapedGraph, weights: Mapping[str, TensorInfo], opsets: Mapping[str, int]
+    shaped: ShapedGraph, weights: Mapping[str, TensorInfo], opsets: Mapping[str, int],
+    hidden: frozenset[str] = frozenset(),
 ) -> list[NodeCost]:
     """Cost every node of a shaped graph, in topological order.
+
+    ``hidden`` names values the rules must not see (those read from external data: a cost
+    never depends on whether the weight file is present).
 
     If/Loop/Scan nodes come out unresolved here; the pipeline replaces their cost by their
     analysed subgraphs' (control_flow.apply_control_flow).
     """
     buffers = buffer_names(shaped.nodes)
     params = {k: v for k, v in weights.items() if k not in buffers}
-    return [_cost_node(node, shaped.tensors, shaped.values, params,
+    values = shaped.values
+    if hidden:
+        values = {k: v for k, v in values.items() if k not in hidden}
+    return [_cost_node(node, shaped.tensors, values, params,
                        opsets.get(node.domain, opsets.get("", 0)))
             for node in shaped.nodes]
 
@@ -81,11 +88,14 @@ def _cost_node(
         weights[x].numel for x in set(node.inputs)
         if x in weights and counts_as_param(weights[x]) and weights[x].is_static
     )
-    # Shape/Size read their input's shape, never its data (nor need its dims to be known).
-    read = () if node.domain == "" and node.op_type in METADATA_ONLY else inputs
-    static = all(t.is_static for t in read) and all(t.is_static for t in outputs)
+    # Shape/Size read their input's shape, never its data (nor need its dims to be known);
+    # maps have no shape and count no bytes.
+    read = () if node.domain == "" and node.op_type in METADATA_ONLY else [
+        t for t in inputs if t.dtype not in NON_TENSOR]
+    written = [t for t in outputs if t.dtype not in NON_TENSOR]
+    static = all(t.is_static for t in read) and all(t.is_static for t in written)
     bytes_read = sum(t.nbytes for t in read) if static else None
-    bytes_written = sum(t.nbytes for t in outputs) if static else None
+    bytes_written = sum(t.nbytes for t in written) if static else None
     rule = lookup(node.domain, node.op_type)
     if rule is None:
         return NodeCost(node, inputs, outputs, None, Status.UNSUPPORTED, "", params,

@@ -1,4 +1,5 @@
-"""The analysis pipeline: shapes -> costs -> (training) -> lowering, for any one graph.
+"""The analysis pipeline: shapes -> costs -> (training) -> lowering -> memory plan, for any
+one graph.
 
 `run_pipeline` is the one sequence of passes. `analyze()` runs it on a model; control flow
 runs it on each subgraph (turned into a model of its own) from inside the shape pass; the
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from ..graph import LoadedModel
 from .control_flow import ControlFlow, apply_control_flow, flow_key
 from .costs import buffer_names, cost_nodes
+from .memory import plan_memory
 from .results import ControlFlowOptions, GraphAnalysis, NodeCost
 from .shapes import infer_shapes
 from .subgraphs import CONTROL_FLOW_OPS
@@ -49,7 +51,7 @@ def run_pipeline(model: LoadedModel, options: PipelineOptions | None = None) -> 
 
     flow = ControlFlow(model, options.control, analyse_subgraph)
     shaped = infer_shapes(model, flow)
-    costs = cost_nodes(shaped, model.weights, model.opsets)
+    costs = cost_nodes(shaped, model.weights, model.opsets, hidden=model.external_values)
     if flow.results:
         costs = [apply_control_flow(c, flow.results)
                  if c.node.op_type in CONTROL_FLOW_OPS and flow_key(c.node) in flow.results
@@ -64,7 +66,10 @@ def run_pipeline(model: LoadedModel, options: PipelineOptions | None = None) -> 
             [o.name for o in model.proto.graph.output], options.loss, shaped.values).nodes
     lowered = [_lower(c, table, options.extra_tos, training[i] if training else None)
                for i, c in enumerate(costs)]
-    return GraphAnalysis(model, shaped, costs, lowered, training)
+    weights = set(model.weights) | {t.name for t in model.proto.graph.initializer}
+    memory = plan_memory(shaped.nodes, shaped.tensors, model.input_names,
+                         [o.name for o in model.proto.graph.output], weights)
+    return GraphAnalysis(model, shaped, costs, lowered, training, memory)
 
 
 def _lower(c: NodeCost, table: TransistorTable, extra: tuple[str, ...],
@@ -75,4 +80,5 @@ def _lower(c: NodeCost, table: TransistorTable, extra: tuple[str, ...],
     if training is None:
         return lower(table, c.cost.bops, native, extra=extra)
     return lower(table, c.cost.bops, native, training=True,
-                 backward=training.backward, loss=training.loss, extra=extra)
+                 backward=None if training.backward is None else training.backward.bops,
+                 loss=None if training.loss is None else training.loss.bops, extra=extra)

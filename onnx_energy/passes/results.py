@@ -18,6 +18,7 @@ import numpy as np
 from ..dtypes import INDEX_TYPES
 from ..graph import LoadedModel, Node, TensorInfo
 from ..ops.base import ZERO_COST, Cost
+from .memory import MemoryPlan
 from .training import NodeTraining
 from .transistors import Lowered
 
@@ -84,6 +85,8 @@ class GraphAnalysis:
     costs: list[NodeCost]
     lowered: list[Lowered | None]
     training: list[NodeTraining] | None = None
+    #: Live activation bytes per node and their peak (passes.memory).
+    memory: MemoryPlan | None = None
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ from ..graph import (
     tensor_info_from_value_info,
     valid_shape,
 )
+from ..ops.helpers import NCHWC
+from ..ops.nchwc import reorder_hints
 from . import contrib_shapes
 from .fold import MAX_FOLD_ELEMENTS, fold_node, foldable_ops
 from .results import ControlFlowResult, ShapedGraph
@@ -75,9 +77,22 @@ def infer_shapes(model: LoadedModel, flow: SubgraphHook | None = None) -> Shaped
     # names, which would hide a cycle through a graph output).
     defined = set(model.weights) | {t.name for t in graph.initializer}
     nodes = topological_nodes(graph, defined | {vi.name for vi in graph.input})
+    _declare_nchwc_padding(nodes, tensors)
     _complete(nodes, tensors, values, model.opsets, flow)
     return ShapedGraph(nodes=nodes, tensors=tensors, values=values,
                        control=flow.results if flow is not None else {})
+
+
+def _declare_nchwc_padding(nodes: list[Node], tensors: dict[str, TensorInfo]) -> None:
+    """Declare the padded channel count of each ReorderInput output that an nchwc Conv
+    consumes (its weight shows the count); the ReorderInput shape rule reads it."""
+    if not any(n.domain == NCHWC for n in nodes):
+        return
+    for name, channels in reorder_hints(nodes, tensors).items():
+        old = tensors.get(name)
+        if old is None or not old.is_static:
+            tensors[name] = TensorInfo(name, (None, channels, None, None),
+                                       old.dtype if old is not None else "")
 
 
 def topological_nodes(graph: onnx.GraphProto, available: set[str]) -> list[Node]:
@@ -155,6 +170,10 @@ VALUE_INPUTS_READ_BY_RULES: dict[str, tuple[int, ...]] = {
     # KV-cache lengths of the attention family, transform lengths, NMS's box limit.
     "Attention": (6,), "MultiHeadAttention": (8,), "DecoderMaskedMultiHeadAttention": (7,),
     "GroupQueryAttention": (6,), "DFT": (1, 2), "STFT": (3,), "NonMaxSuppression": (2,),
+    "DecoderMaskedSelfAttention": (6,), "SparseAttention": (7,),
+    # query and key lengths give RelativePositionBias its output shape.
+    "RelativePositionBias": (1, 2),
+    "MatMulFpQ4": (2,),  # the packed weight's logical (K, N)
 }
 
 

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..graph import Node, TensorInfo
-from ..ops.base import ZERO_BOPS, BasicOps, Cost, NodeFacts, ShapeUnknownError
+from ..ops.base import ZERO_BOPS, ZERO_COST, BasicOps, Cost, NodeFacts, ShapeUnknownError
+from ..ops.helpers import bops_cost
 from ..ops.registry import OpRule, all_rules, lookup
 
 B = BasicOps
@@ -40,6 +41,8 @@ LOSSES = ("ce", "mse")
 #: A backward rule reads `NodeFacts` with ``forward`` (the node's forward cost) and ``needs``
 #: (which inputs the gradient must reach) set.
 BackwardRule = Callable[[NodeFacts], BasicOps]
+#: The families with dot products give a whole `Cost` (MACs, FLOPs, bias adds, bops).
+BackwardCost = Callable[[NodeFacts], Cost]
 
 
 def _forward(ctx: NodeFacts) -> Cost:
@@ -56,36 +59,41 @@ def _broadcast_sum(ctx: NodeFacts, i: int) -> BasicOps:
 # ------------------------------------------------------------------------- dot products
 
 
-def _dot(operands: Sequence[int] | None = (0, 1), bias: int | None = 2) -> BackwardRule:
+def _dot(operands: Sequence[int] | None = (0, 1), bias: int | None = 2) -> BackwardCost:
     """One product of the forward's size per operand that needs a gradient.
 
     A product of ``macs`` multiplies accumulated into T gradient elements costs ``macs`` mul
-    and ``macs - T`` add (dX = dY.W^T, dW = X^T.dY). The bias gradient sums dY down to the
-    bias (``outputs - numel(bias)`` adds); alpha/beta scaling muls are repeated once.
+    and ``macs - T`` add (dX = dY.W^T, dW = X^T.dY): ``macs`` MACs and, like the forward,
+    2 FLOPs per MAC. The bias gradient sums dY down to the bias (``outputs - numel(bias)``
+    adds, its ``bias`` FLOPs); alpha/beta scaling muls are repeated once.
     """
 
-    def rule(ctx: NodeFacts) -> BasicOps:
+    def rule(ctx: NodeFacts) -> Cost:
         forward = _forward(ctx)
         macs = forward.macs
         out = ZERO_BOPS
+        products = 0
         idx = range(len(ctx.inputs)) if operands is None else operands
         for i in idx:
             if ctx.need(i):
                 out += B(mul=macs, add=max(macs - ctx.numel(i), 0))
+                products += 1
+        bias_adds = 0
         if bias is not None and forward.bias and ctx.need(bias):
-            out += B(add=max(forward.bias - ctx.numel(bias), 0))
-        scale_muls = forward.bops.mul - macs
-        if scale_muls > 0:
-            out += B(mul=scale_muls)
-        return out
+            bias_adds = max(forward.bias - ctx.numel(bias), 0)
+            out += B(add=bias_adds)
+        scale_muls = max(forward.bops.mul - macs, 0)
+        out += B(mul=scale_muls)
+        return Cost(macs=products * macs, flops=2 * products * macs + bias_adds + scale_muls,
+                    bias=bias_adds, bops=out)
 
     return rule
 
 
-def _einsum(ctx: NodeFacts) -> BasicOps:
+def _einsum(ctx: NodeFacts) -> Cost:
     if sum(1 for t in ctx.inputs if t is not None) >= 2:
         return _dot(None, None)(ctx)
-    return ZERO_BOPS  # a single operand: a sum or transpose, whose adjoint is a broadcast
+    return ZERO_COST  # a single operand: a sum or transpose, whose adjoint is a broadcast
 
 
 # ------------------------------------------------------------------- element-wise unary
@@ -384,16 +392,29 @@ def _gather(ctx: NodeFacts) -> BasicOps:
     return B(add=ctx.out_numel(0)) if ctx.need(0) else ZERO_BOPS
 
 
-def _generic(ctx: NodeFacts) -> BasicOps:
-    return _forward(ctx).bops * 2 if any(ctx.needs) else ZERO_BOPS
+def _generic(ctx: NodeFacts) -> Cost:
+    forward = _forward(ctx)
+    if not any(ctx.needs):
+        return ZERO_COST
+    return Cost(forward.macs * 2, forward.flops * 2, forward.bias * 2, forward.bops * 2)
 
 
 # ------------------------------------------------------------------------ family tables
 
-#: family name -> (rule, one-line description for docs and reports)
-FAMILY_RULES: dict[str, BackwardRule] = {
+def _bops_of(rule: BackwardCost) -> BackwardRule:
+    return lambda ctx: rule(ctx).bops
+
+
+#: Families whose backward has dot products (MACs): their rules give the whole `Cost`.
+COST_RULES: dict[str, BackwardCost] = {
     "dot": _dot(),
     "einsum": _einsum,
+    "generic": _generic,
+}
+
+#: family name -> backward rule (basic operations)
+FAMILY_RULES: dict[str, BackwardRule] = {
+    **{name: _bops_of(rule) for name, rule in COST_RULES.items()},
     "unary": lambda ctx: _unary(UNARY[ctx.node.op_type])(ctx),
     "gelu": _gelu,
     "prelu": _prelu,
@@ -421,8 +442,20 @@ FAMILY_RULES: dict[str, BackwardRule] = {
     "movement": _zero,
     "broadcast": _expand,
     "gather": _gather,
-    "generic": _generic,
 }
+
+#: Families whose backward routes dY without reading the forward's saved tensors.
+ROUTING_FAMILIES = frozenset({"movement", "broadcast", "gather"})
+
+
+def backward_cost(family: str, ctx: NodeFacts) -> Cost:
+    """The backward `Cost` of a node of ``family``: MACs are the dot products of the
+    gradient products (dot, einsum, and 2 x forward for generic); FLOPs follow the forward's
+    convention (2 per MAC plus bias adds, else the sum of the basic operations)."""
+    rule = COST_RULES.get(family)
+    if rule is not None:
+        return rule(ctx)
+    return bops_cost(FAMILY_RULES[family](ctx))
 
 #: The family of each registry kind, for ops registered without a backward family.
 KIND_FAMILIES: dict[str, str] = {"movement": "movement", "compute": "generic"}
@@ -477,12 +510,24 @@ def loss_bops(output: TensorInfo | None, loss: str) -> BasicOps:
 # ------------------------------------------------------------------------- the pass
 
 
+#: (bytes read, bytes written) of one phase of one node; None where a shape is unknown.
+Traffic = tuple[int, int] | None
+
+
 @dataclass(frozen=True, slots=True)
 class NodeTraining:
-    """Backward and loss basic operations of one node (None where a shape is unknown)."""
+    """Backward and loss cost and memory traffic of one node (None where a shape is unknown).
 
-    backward: BasicOps | None
-    loss: BasicOps | None
+    Backward traffic: the node reads dY (each output the gradient flows through) and, unless
+    it only routes dY (`ROUTING_FAMILIES`), its forward inputs (the saved activations and
+    weights); it writes a gradient for each input that needs one. The loss reads the output
+    and writes dL/dy (targets are not graph tensors and are not counted).
+    """
+
+    backward: Cost | None
+    loss: Cost | None
+    backward_bytes: Traffic = (0, 0)
+    loss_bytes: Traffic = (0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,28 +578,45 @@ def training_pass(
     registry = all_rules()
     out: list[NodeTraining] = []
     for k, (node, cost) in enumerate(zip(nodes, costs, strict=True)):
-        node_loss = ZERO_BOPS
+        node_loss: Cost | None = ZERO_COST
+        loss_traffic: Traffic = (0, 0)
         if loss_output is not None and loss_output in node.outputs:
+            out_info = info(loss_output)
             try:
-                node_loss = loss_bops(info(loss_output), loss)
+                node_loss = bops_cost(loss_bops(out_info, loss))
             except ShapeUnknownError:
-                node_loss = None  # type: ignore[assignment]
+                node_loss = None
+            loss_traffic = (_traffic([out_info], [out_info]) if out_info is not None
+                            else None)
         if not on_path[k]:
-            out.append(NodeTraining(ZERO_BOPS, node_loss))
+            out.append(NodeTraining(ZERO_COST, node_loss, (0, 0), loss_traffic))
             continue
         needs = tuple(bool(x) and x in requires for x in node.inputs)
         rule = registry.get((node.domain, node.op_type))
         family = backward_family(rule) if rule is not None else None
+        ins = tuple(info(x) for x in node.inputs)
+        outs = tuple(info(o) for o in node.outputs)
         if cost is None or family is None:
-            out.append(NodeTraining(None, node_loss))
+            out.append(NodeTraining(None, node_loss, None, loss_traffic))
             continue
-        ctx = NodeFacts(node, tuple(info(x) for x in node.inputs),
-                        tuple(info(o) for o in node.outputs), values or {}, forward=cost,
-                        needs=needs)
+        ctx = NodeFacts(node, ins, outs, values or {}, forward=cost, needs=needs)
         try:
-            bwd: BasicOps | None = FAMILY_RULES[family](ctx)
+            bwd: Cost | None = backward_cost(family, ctx)
         except Exception:  # shapes unknown or not fitting the rule: unknown, never zero
             bwd = None
-        out.append(NodeTraining(bwd, node_loss))
+        d_out = [t for o, t in zip(node.outputs, outs, strict=True) if o in reach]
+        saved = [] if family in ROUTING_FAMILIES else list(ins)
+        grads = [t for t, need in zip(ins, needs, strict=True) if need]
+        out.append(NodeTraining(bwd, node_loss, _traffic([*d_out, *saved], grads),
+                                loss_traffic))
     return TrainingResult(out, loss_output)
 
+
+def _traffic(read: Sequence[TensorInfo | None], written: Sequence[TensorInfo | None]) -> Traffic:
+    """Bytes of the tensors read and written (omitted inputs skipped); None if any is not
+    static."""
+    present = [t for t in (*read, *written) if t is not None]
+    if not all(t.is_static for t in present):
+        return None
+    return (sum(t.nbytes for t in read if t is not None),
+            sum(t.nbytes for t in written if t is not None))

@@ -1,0 +1,712 @@
+"""Fitting a hardware profile from measurement records: per model key and target.
+
+For each model key (a kernel op type with enough rows, its family, and ``generic`` over all
+rows) and each target (runtime; power and energy where the records have a sensor), the
+candidates below are scored by grouped k-fold cross-validated *relative* error (RMSPE: the
+targets span six or more orders of magnitude), and the best is refitted with statsmodels on
+its selected terms (OLS on log(y), or WLS with 1/y² weights for the linear candidates) so
+that every prediction carries an interval.
+
+Candidates, from the seed's baseline to the richest:
+
+- ``linear-macs``: y = a + b·MACs (FLOPs where the family has no MACs), WLS on 1/y²;
+- ``linear-work``: y = a + b·work + c·bytes (a fixed cost, compute and memory traffic);
+- ``loglinear-work`` / ``loglinear-all``: log y linear in log work and bytes (a power
+  law), with the op's shape parameters for ``-all``;
+- ``poly2-work``: a degree-2 polynomial in log work and log bytes;
+- ``poly2-all-lasso`` / ``poly3-all-lasso``: degree-2 polynomial and degree-3 interaction
+  polynomial in the log features, terms selected by the Lasso (alpha by CV);
+- ``poly2-aug-lasso``: a degree-2 interaction polynomial on log-augmented features (each
+  feature and its log), terms selected by the Lasso.
+
+Energy is either mapped directly or composed as runtime × power (NeuralPower, eq. 3-5),
+whichever cross-validates better for the key. Rows with failed or implausible readings are
+excluded and counted in the diagnostics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.metadata
+import math
+import os
+import warnings
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..errors import FitError
+from ..features import GENERIC, SHAPE_FEATURES
+from ..fusion import NO_FUSION, FusionRules, Pattern, default_rules
+from ..measure.records import read_records
+from ..profile import FittedMap, KeyModels, Profile
+from .dataset import Row, main_kernel, rows_from_records
+
+Progress = Callable[[str], None]
+
+#: Rows a model key needs to get maps of its own (else its family's, else generic).
+MIN_ROWS = 12
+#: Rows whose windows disagree more than this (coefficient of variation) are excluded.
+MAX_CV = 0.25
+CONFIDENCE = 0.90
+MAC_FAMILIES = frozenset({"conv", "conv_depthwise", "conv_transpose", "gemm", "attention",
+                          "rnn"})
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One model form: which features, transformed how, which polynomial, which terms."""
+
+    name: str
+    transform: str
+    features: tuple[str, ...]
+    log: tuple[bool, ...]
+    degree: int = 1
+    interaction_only: bool = False
+    lasso: bool = False
+    #: Non-negative coefficients on uncentred features (a fixed cost plus costs that grow
+    #: with the work): never negative, and linear in the work outside the data.
+    nonneg: bool = False
+
+
+def candidates(family: str, varying: set[str]) -> list[Candidate]:
+    """The candidate forms for a family, over the features that vary in its rows."""
+    work = "macs" if family in MAC_FAMILIES and "macs" in varying else "flops"
+    work_feats = tuple(f for f in ((work, "bytes") if family != "movement" else ("bytes",))
+                       if f in varying)
+    extra = ("isolated",) if "isolated" in varying else ()
+    shape = tuple(f for f in SHAPE_FEATURES.get(family, ("elems_out",))
+                  if f in varying and f not in work_feats)
+    if not work_feats:
+        work_feats = tuple(f for f in ("bytes", "elems_out") if f in varying)[:1]
+    if not work_feats:
+        return []
+    base = work_feats + extra
+    full = work_feats + shape + extra
+
+    def logs(feats: tuple[str, ...]) -> tuple[bool, ...]:
+        return tuple(f != "isolated" for f in feats)
+
+    out = [Candidate("linear-macs", "relative", work_feats[:1], (False,)),
+           Candidate("linear-work", "relative", base, tuple(False for _ in base)),
+           Candidate("linear-nonneg", "relative", work_feats, tuple(False for _ in work_feats),
+                     nonneg=True),
+           Candidate("loglinear-work", "log", base, logs(base)),
+           Candidate("poly2-work", "log", base, logs(base), degree=2)]
+    if shape:
+        out += [Candidate("loglinear-all", "log", full, logs(full)),
+                Candidate("poly2-all-lasso", "log", full, logs(full), degree=2, lasso=True),
+                Candidate("poly3-all-lasso", "log", full, logs(full), degree=3,
+                          interaction_only=True, lasso=True)]
+    raw = tuple(f for f in work_feats + shape)
+    aug = raw + raw + extra
+    aug_logs = tuple(False for _ in raw) + tuple(True for _ in raw) + tuple(False for _ in extra)
+    out.append(Candidate("poly2-aug-lasso", "log", aug, aug_logs, degree=2,
+                         interaction_only=True, lasso=True))
+    return out
+
+
+# ------------------------------------------------------------------------ the design
+
+
+def _powers(n_features: int, degree: int, interaction_only: bool) -> np.ndarray:
+    from sklearn.preprocessing import PolynomialFeatures
+
+    poly = PolynomialFeatures(degree=degree, interaction_only=interaction_only,
+                              include_bias=True)
+    poly.fit(np.zeros((1, n_features)))
+    return np.asarray(poly.powers_, dtype=np.int64)
+
+
+def _transform(x: np.ndarray, logs: Sequence[bool]) -> np.ndarray:
+    out = np.array(x, dtype=np.float64)
+    mask = np.asarray(logs, dtype=bool)
+    out[:, mask] = np.log1p(np.maximum(out[:, mask], 0.0))
+    return out
+
+
+def _design(z: np.ndarray, powers: np.ndarray) -> np.ndarray:
+    phi = np.ones((z.shape[0], len(powers)))
+    for j, row in enumerate(powers):
+        for i, p in enumerate(row):
+            if p:
+                phi[:, j] *= z[:, i] ** int(p)
+    return phi
+
+
+@dataclass
+class _Fitted:
+    """A candidate fitted on some rows: enough to predict other rows."""
+
+    candidate: Candidate
+    mean: np.ndarray
+    scale: np.ndarray
+    powers: np.ndarray  # selected terms
+    coef: np.ndarray
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        z = (_transform(x, self.candidate.log) - self.mean) / self.scale
+        yt = _design(z, self.powers) @ self.coef
+        if self.candidate.transform == "log":
+            return np.exp(np.clip(yt, -700, 700))
+        return yt
+
+
+def _select_terms(c: Candidate, phi: np.ndarray, yt: np.ndarray, powers: np.ndarray,
+                  seed: int) -> np.ndarray:
+    """Term rows kept: all, or those the Lasso (alpha by CV) keeps, with the intercept."""
+    if not c.lasso or phi.shape[1] <= 2:
+        return powers
+    from sklearn.linear_model import LassoCV
+
+    x = phi[:, 1:]
+    xc = x - x.mean(axis=0)
+    alpha_max = float(np.max(np.abs(xc.T @ (yt - yt.mean())))) / len(yt)
+    alphas = np.geomspace(max(alpha_max, 1e-12), max(alpha_max, 1e-12) * 1e-4, 25)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lasso = LassoCV(cv=min(5, max(2, len(yt) // 10)), alphas=alphas, max_iter=5000,
+                        random_state=seed, selection="cyclic")
+        lasso.fit(x, yt)
+    keep = np.concatenate([[True], np.abs(lasso.coef_) > 1e-10])
+    if keep.sum() == 1:  # nothing kept: the strongest single term
+        keep[1 + int(np.argmax(np.abs(np.corrcoef(phi[:, 1:].T, yt)[-1, :-1])))] = True
+    return powers[keep]
+
+
+def _fit(c: Candidate, x: np.ndarray, y: np.ndarray, seed: int,
+         terms: np.ndarray | None = None) -> _Fitted | None:
+    t = _transform(x, c.log)
+    mean = np.zeros(t.shape[1]) if c.nonneg else t.mean(axis=0)
+    scale = t.std(axis=0)
+    scale[scale < 1e-12] = 1.0
+    z = (t - mean) / scale
+    powers = _powers(len(c.features), c.degree, c.interaction_only) if terms is None else terms
+    if c.transform == "log":
+        yt, w = np.log(y), np.ones_like(y)
+    else:
+        yt, w = y, 1.0 / y ** 2
+    phi = _design(z, powers)
+    if terms is None and not c.nonneg:
+        powers = _select_terms(c, phi, yt, powers, seed)
+        phi = _design(z, powers)
+    if len(y) < phi.shape[1] + 3:
+        return None
+    sw = np.sqrt(w)
+    if c.nonneg:
+        from scipy.optimize import nnls
+
+        coef, _ = nnls(phi * sw[:, None], yt * sw)
+        if terms is None:  # the terms NNLS kept (a zero coefficient is a dropped term)
+            keep = coef > 0
+            if not keep.any():
+                return None
+            powers, coef = powers[keep], coef[keep]
+        return _Fitted(c, mean, scale, powers, coef)
+    coef, *_ = np.linalg.lstsq(phi * sw[:, None], yt * sw, rcond=None)
+    return _Fitted(c, mean, scale, powers, coef)
+
+
+def _rmspe(pred: np.ndarray, y: np.ndarray) -> float:
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.sqrt(np.mean(((pred - y) / y) ** 2)))
+
+
+def _folds(groups: Sequence[str], k: int, seed: int) -> list[np.ndarray]:
+    """Fold index arrays: every configuration (repeats included) in one fold."""
+    uniq = sorted(set(groups))
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(uniq))
+    fold_of = {uniq[i]: n % k for n, i in enumerate(order)}
+    idx = np.asarray([fold_of[g] for g in groups])
+    return [np.flatnonzero(idx == f) for f in range(k)]
+
+
+def _work_blocks(work: np.ndarray, k: int) -> list[np.ndarray]:
+    """Folds of contiguous work: the smallest fifth of the rows, the next, ..., the largest
+    (rows of equal work fall in one fold)."""
+    order = np.argsort(work, kind="stable")
+    cuts = np.array_split(order, k)
+    folds = []
+    for part in cuts:
+        if len(part):
+            lo, hi = work[part].min(), work[part].max()
+            folds.append(np.flatnonzero((work >= lo) & (work <= hi)))
+    # equal work on a cut belongs to the earlier fold only
+    seen: set[int] = set()
+    out = []
+    for f in folds:
+        f = np.asarray([i for i in f if i not in seen])
+        seen.update(f.tolist())
+        if len(f):
+            out.append(f)
+    return out
+
+
+def cross_validate(c: Candidate, x: np.ndarray, y: np.ndarray, groups: Sequence[str],
+                   seed: int = 0, k: int = 5,
+                   work: np.ndarray | None = None) -> tuple[float, np.ndarray] | None:
+    """Cross-validated RMSPE of a candidate and its out-of-fold predictions (term selection
+    is done once on all rows, so folds refit the same terms).
+
+    Two schemes are averaged: grouped k-fold (every configuration, with its repeats, in one
+    fold) and, with ``work``, k contiguous blocks of work, where a fold predicts rows
+    smaller or larger than any it was fitted on: real models' layers sit at the edges and
+    in the sparse corners of a random sweep, and the forms that follow the data too closely
+    there are the ones this scheme catches.
+    """
+    whole = _fit(c, x, y, seed)
+    if whole is None:
+        return None
+    schemes = [_folds(groups, min(k, len(set(groups))), seed)]
+    if work is not None:
+        schemes.append(_work_blocks(work, k))
+    scores = []
+    first: np.ndarray | None = None
+    for folds in schemes:
+        if len(folds) < 2:
+            return None
+        pred = np.full(len(y), np.nan)
+        for test in folds:
+            train = np.setdiff1d(np.arange(len(y)), test)
+            f = _fit(c, x[train], y[train], seed, terms=whole.powers)
+            if f is None:
+                return None
+            pred[test] = f.predict(x[test])
+        if not np.all(np.isfinite(pred)):
+            return None
+        scores.append(_rmspe(pred, y))
+        first = pred if first is None else first
+    score = float(np.mean(scores))
+    return (score, first) if math.isfinite(score) and first is not None else None
+
+
+# ------------------------------------------------------------------------ final maps
+
+
+def final_map(c: Candidate, x: np.ndarray, y: np.ndarray, target: str, seed: int = 0,
+              confidence: float = CONFIDENCE) -> tuple[FittedMap, Any]:
+    """The chosen candidate refitted with statsmodels on its selected terms, as a profile
+    map, and the equivalent fitted scikit-learn pipeline (for checking the numpy path)."""
+    import statsmodels.api as sm
+    from scipy import stats
+
+    fitted = _fit(c, x, y, seed)
+    if fitted is None:
+        raise FitError(f"{target}: too few rows for {c.name}")
+    t = _transform(x, c.log)
+    z = (t - fitted.mean) / fitted.scale
+    phi = _design(z, fitted.powers)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if c.transform == "log":
+            res = sm.OLS(np.log(y), phi).fit()
+        else:
+            res = sm.WLS(y, phi, weights=1.0 / y ** 2).fit()
+    dof = int(res.df_resid)
+    params = fitted.coef if c.nonneg else np.asarray(res.params)
+    pred = fitted.predict(x)
+    ss_res = float(np.sum((pred - y) ** 2))
+    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    fmap = FittedMap(
+        target=target, transform=c.transform, features=list(c.features),
+        log_features=list(c.log), mean=fitted.mean.tolist(), scale=fitted.scale.tolist(),
+        powers=fitted.powers.tolist(), coef=np.asarray(params).tolist(),
+        cov=np.asarray(res.cov_params()).tolist(), sigma2=float(res.scale), dof=dof,
+        t_quantile=float(stats.t.ppf(0.5 + confidence / 2, max(dof, 1))),
+        low=t.min(axis=0).tolist(), high=t.max(axis=0).tolist(), candidate=c.name,
+        diagnostics={"n": int(len(y)), "r2": 1 - ss_res / ss_tot if ss_tot > 0 else None,
+                     "rmspe": _rmspe(pred, y), "terms": len(fitted.powers)})
+    return fmap, sklearn_pipeline(c, fitted, x, y)
+
+
+def sklearn_pipeline(c: Candidate, fitted: _Fitted, x: np.ndarray, y: np.ndarray) -> Any:
+    """The chosen form fitted by scikit-learn alone (log transform, StandardScaler,
+    PolynomialFeatures, the selected terms, LinearRegression with the same weights); its
+    ``predict`` gives the transformed target (log y for log maps). A profile map must
+    predict what this pipeline predicts."""
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, PolynomialFeatures, StandardScaler
+
+    full = _powers(len(c.features), c.degree, c.interaction_only)
+    rows = {tuple(r) for r in fitted.powers.tolist()}
+    columns = [j for j, r in enumerate(full.tolist()) if tuple(r) in rows]
+    pipe = Pipeline([
+        ("log", FunctionTransformer(_transform, kw_args={"logs": list(c.log)})),
+        ("scale", StandardScaler(with_mean=not c.nonneg)),
+        ("poly", PolynomialFeatures(degree=c.degree, interaction_only=c.interaction_only,
+                                    include_bias=True)),
+        ("terms", FunctionTransformer(lambda phi, cols=columns: phi[:, cols])),
+        ("linear", LinearRegression(fit_intercept=False, positive=c.nonneg)),
+    ])
+    if c.transform == "log":
+        pipe.fit(x, np.log(y))
+    else:
+        pipe.fit(x, y, linear__sample_weight=1.0 / y ** 2)
+    return pipe
+
+
+# --------------------------------------------------------------------- per key and target
+
+
+@dataclass
+class _Choice:
+    candidate: Candidate
+    cv_rmspe: float
+    scores: dict[str, float]
+    oof: np.ndarray
+
+
+def _matrix(rows: Sequence[Row], feats: Sequence[str]) -> np.ndarray:
+    return np.asarray([[float(r.features.values.get(f, 0.0)) for f in feats]  # type: ignore[union-attr]
+                       for r in rows], dtype=np.float64)
+
+
+def _informative(rows: Sequence[Row], names: Sequence[str]) -> set[str]:
+    """Features that vary across ``rows`` and are not (in raw or log form) a rescaling of
+    another one kept before them (Relu's bytes are 8 x its FLOPs: one of them is enough)."""
+    kept: list[str] = []
+    columns: list[tuple[np.ndarray, np.ndarray]] = []
+    for f in names:
+        v = np.asarray([float(r.features.values.get(f, 0.0)) for r in rows])  # type: ignore[union-attr]
+        if np.ptp(v) <= 0:
+            continue
+        lv = np.log1p(np.maximum(v, 0.0))
+        if any(_collinear(v, a) or _collinear(lv, b) for a, b in columns):
+            continue
+        kept.append(f)
+        columns.append((v, lv))
+    return set(kept)
+
+
+def _collinear(a: np.ndarray, b: np.ndarray) -> bool:
+    if np.ptp(a) <= 0 or np.ptp(b) <= 0:
+        return False
+    return abs(float(np.corrcoef(a, b)[0, 1])) > 0.99999
+
+
+def _choose(rows: Sequence[Row], family: str, y: np.ndarray, seed: int,
+            only: Sequence[str] | None = None) -> _Choice | None:
+    names = ("macs", "flops", "bytes", *SHAPE_FEATURES.get(family, ("elems_out",)),
+             *(f for f in GENERIC if f not in ("macs", "flops", "bytes")))
+    varying = _informative(rows, list(dict.fromkeys(names)))
+    groups = [r.config for r in rows]
+    work_name = "macs" if family in MAC_FAMILIES and "macs" in varying else "flops"
+    if work_name not in varying:
+        work_name = "bytes"
+    work = np.log1p(_matrix(rows, [work_name])[:, 0])
+    best: _Choice | None = None
+    scores: dict[str, float] = {}
+    for c in candidates(family, varying):
+        if only is not None and c.name not in only:
+            continue
+        x = _matrix(rows, c.features)
+        got = cross_validate(c, x, y, groups, seed, work=work)
+        if got is None:
+            continue
+        score, oof = got
+        scores[c.name] = score
+        # A richer candidate must beat the best so far by 1% to be preferred.
+        if best is None or score < best.cv_rmspe * 0.99:
+            best = _Choice(c, score, scores, oof)
+    if best is not None:
+        best.scores = scores
+    return best
+
+
+def _target_rows(rows: Sequence[Row], target: str) -> tuple[list[Row], Counter[str]]:
+    keep: list[Row] = []
+    dropped: Counter[str] = Counter()
+    for r in rows:
+        y = getattr(r, target)
+        cv = r.runtime_cv if target == "runtime_s" else (r.energy_cv or r.runtime_cv)
+        if y is None:
+            continue
+        if not (isinstance(y, float) and math.isfinite(y) and y > 0):
+            dropped[f"non-positive {target}"] += 1
+        elif target != "runtime_s" and r.estimate:
+            dropped["modelled energy (estimate)"] += 1
+        elif cv is not None and cv > MAX_CV:
+            dropped[f"CV above {MAX_CV:.0%}"] += 1
+        else:
+            keep.append(r)
+    return keep, dropped
+
+
+def fit_key(key: str, level: str, family: str, rows: Sequence[Row], seed: int = 0,
+            confidence: float = CONFIDENCE, only: Sequence[str] | None = None) -> KeyModels:
+    """The runtime, power and energy maps of one model key."""
+    km = KeyModels(key=key, level=level, family=family, n_rows=len(rows))
+    maps: dict[str, tuple[FittedMap, _Choice, list[Row]]] = {}
+    for target in ("runtime_s", "power_w", "energy_j"):
+        trows, dropped = _target_rows(rows, target)
+        if len(trows) < MIN_ROWS:
+            continue
+        y = np.asarray([getattr(r, target) for r in trows])
+        choice = _choose(trows, family, y, seed, only)
+        if choice is None:
+            continue
+        fmap, _ = final_map(choice.candidate, _matrix(trows, choice.candidate.features), y,
+                            target, seed, confidence)
+        fmap.diagnostics.update({"cv_rmspe": choice.cv_rmspe, "candidates": choice.scores,
+                                 "excluded": dict(dropped)})
+        maps[target] = (fmap, choice, trows)
+        safe = _extrapolation_map(trows, family, y, target, seed, confidence, choice)
+        if safe is not None:
+            km.extrapolation[target] = safe
+    if "runtime_s" in maps:
+        km.runtime = maps["runtime_s"][0]
+    if "energy_j" in maps:
+        km.energy, km.energy_form = maps["energy_j"][0], "direct"
+        if "power_w" in maps and "runtime_s" in maps:
+            km.power = maps["power_w"][0]
+            composed = _composed_cv(maps, seed)
+            if composed is not None and composed < maps["energy_j"][1].cv_rmspe:
+                km.energy_form = "runtime_x_power"
+            km.energy.diagnostics["cv_rmspe_runtime_x_power"] = composed
+    return km
+
+
+#: Forms used outside the training range, in order of preference: a fixed cost plus
+#: non-negative costs linear in the work (never negative, growing with the work instead of
+#: following a polynomial out of the data), else a power law.
+EXTRAPOLATION_FORMS = ("linear-nonneg", "loglinear-work")
+
+
+def _extrapolation_map(rows: Sequence[Row], family: str, y: np.ndarray, target: str,
+                       seed: int, confidence: float, chosen: _Choice) -> FittedMap | None:
+    if chosen.candidate.name in EXTRAPOLATION_FORMS:
+        return None  # the chosen map already extrapolates gracefully
+    for name in EXTRAPOLATION_FORMS:
+        choice = _choose(rows, family, y, seed, only=[name])
+        if choice is None:
+            continue
+        fmap, _ = final_map(choice.candidate, _matrix(rows, choice.candidate.features), y,
+                            target, seed, confidence)
+        fmap.diagnostics["cv_rmspe"] = choice.cv_rmspe
+        return fmap
+    return None
+
+
+def _composed_cv(maps: dict[str, tuple[FittedMap, _Choice, list[Row]]],
+                 seed: int) -> float | None:
+    """Cross-validated RMSPE of energy = runtime × power on the rows that have all three."""
+    _, t_choice, t_rows = maps["runtime_s"]
+    _, p_choice, p_rows = maps["power_w"]
+    _, _, e_rows = maps["energy_j"]
+    both = {id(r) for r in t_rows} & {id(r) for r in p_rows}
+    rows = [r for r in e_rows if id(r) in both]
+    if len(rows) < MIN_ROWS:
+        return None
+    groups = [r.config for r in rows]
+    folds = _folds(groups, min(5, len(set(groups))), seed)
+    energy = np.asarray([r.energy_j for r in rows])
+    runtime = np.asarray([r.runtime_s for r in rows])
+    power = np.asarray([r.power_w for r in rows])
+    pred = np.full(len(rows), np.nan)
+    tx = _matrix(rows, t_choice.candidate.features)
+    px = _matrix(rows, p_choice.candidate.features)
+    for test in folds:
+        train = np.setdiff1d(np.arange(len(rows)), test)
+        ft = _fit(t_choice.candidate, tx[train], runtime[train], seed)
+        fp = _fit(p_choice.candidate, px[train], power[train], seed)
+        if ft is None or fp is None:
+            return None
+        pred[test] = ft.predict(tx[test]) * fp.predict(px[test])
+    return _rmspe(pred, energy) if np.all(np.isfinite(pred)) else None
+
+
+# ------------------------------------------------------------------------- the profile
+
+
+def fit_profile(record_paths: Sequence[str | os.PathLike[str]], *,
+                provider: str | None = None, threads: int | None = None,
+                sensor: str | None = None, name: str | None = None,
+                confidence: float = CONFIDENCE, seed: int = 0,
+                progress: Progress | None = None,
+                only: Sequence[str] | None = None) -> Profile:
+    """Fit a profile from record files (this machine's calibration or records from
+    elsewhere in the documented schema). ``provider``/``threads`` select records when the
+    files mix configurations; ``only`` restricts the candidate forms (by name)."""
+    say = progress or (lambda _m: None)
+    records: list[dict[str, Any]] = []
+    sources = []
+    skipped = 0
+    for p in record_paths:
+        path = Path(p)
+        try:
+            got = read_records(path)
+        except OSError as exc:
+            raise FitError(f"cannot read records {path}: {exc.strerror or exc}") from None
+        records += got.records
+        skipped += got.skipped
+        sources.append({"path": str(path), "sha256": _sha256(path),
+                        "records": len(got.records), "skipped_lines": got.skipped})
+    if not records:
+        raise FitError("no records to fit in " + ", ".join(str(p) for p in record_paths))
+    records, mixed = _select(records, provider, threads)
+    say(f"{len(records):,} records; computing features")
+    rows = rows_from_records(records)
+    usable = [r for r in rows if r.features is not None and r.excluded is None]
+    if not usable:
+        reasons = Counter(r.excluded for r in rows)
+        raise FitError(f"none of the {len(rows)} measured configurations is usable "
+                       f"({'; '.join(f'{n} x {why}' for why, n in reasons.most_common(3))})")
+    runners = Counter(r.runner for r in usable)
+    runner = runners.most_common(1)[0][0]
+    sensors = Counter(r.sensor for r in usable)
+    the_sensor = sensor or sensors.most_common(1)[0][0]
+    models: dict[str, KeyModels] = {}
+    by_kernel: dict[str, list[Row]] = {}
+    by_family: dict[str, list[Row]] = {}
+    for r in usable:
+        assert r.features is not None
+        by_kernel.setdefault(r.features.kernel, []).append(r)
+        by_family.setdefault(r.features.family, []).append(r)
+    # Keys from the most specific (a kernel op type) to the family: a kernel without rows
+    # of its own is predicted by its family's maps, and anything else by the generic one.
+    plan = ([(k, "kernel", rs[0].features.family, rs)  # type: ignore[union-attr]
+             for k, rs in sorted(by_kernel.items()) if len(rs) >= MIN_ROWS]
+            + [(f, "family", f, rs) for f, rs in sorted(by_family.items())
+               if len(rs) >= MIN_ROWS and f not in by_kernel])
+    for i, (key, level, family, rs) in enumerate(plan):
+        twin = _same_rows(models, rs)
+        if twin is not None:  # a family of one kernel: the same rows give the same maps
+            models[key] = dataclasses.replace(twin, key=key, level=level)
+            continue
+        say(f"fitting {key} ({len(rs)} rows, {i + 1}/{len(plan) + 1})")
+        km = fit_key(key, level, family, rs, seed, confidence, only)
+        km.rows_id = _rows_id(rs)
+        if km.runtime is not None:
+            models[key] = km
+    say(f"fitting the generic fallback ({len(usable)} rows)")
+    generic = fit_key("generic", "generic", "generic", usable, seed, confidence, only)
+    if generic.runtime is not None:
+        models["generic"] = generic
+    if not models:
+        have = dict(Counter(r.features.family for r in usable))  # type: ignore[union-attr]
+        raise FitError("no model could be fitted: too few usable rows per op family "
+                       f"(need {MIN_ROWS}; have {have})")
+    fusion = _fusion_rules(runner, provider or _common(records, "provider"), records)
+    overhead = _session_overhead(records)
+    excluded = Counter(r.excluded.split(":")[0] for r in rows if r.excluded)
+    hardware = _hardware(records)
+    return Profile(
+        name=name or _default_name(hardware, provider or _common(records, "provider"),
+                                   threads if threads is not None
+                                   else _common(records, "threads"), runner),
+        kind="calibrated",
+        provider=provider or _common(records, "provider"),
+        threads=threads if threads is not None else _common(records, "threads"),
+        sensor=the_sensor, runner=runner, hardware=hardware, confidence=confidence,
+        fusion=fusion, models=models, session_overhead_s=overhead,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        records=sources, versions=_versions(),
+        diagnostics={"rows": len(rows), "usable_rows": len(usable),
+                     "excluded_rows": dict(excluded), "skipped_lines": skipped,
+                     "records_of_other_configurations": mixed,
+                     "runners": dict(runners), "sensors": dict(sensors),
+                     "rows_by_family": dict(Counter(r.features.family  # type: ignore[union-attr]
+                                                    for r in usable)),
+                     "rows_by_kind": dict(Counter(r.kind for r in usable))})
+
+
+def _rows_id(rows: Sequence[Row]) -> str:
+    return hashlib.sha256("|".join(sorted(r.config + r.kind for r in rows)).encode()).hexdigest()
+
+
+def _same_rows(models: dict[str, KeyModels], rows: Sequence[Row]) -> KeyModels | None:
+    ident = _rows_id(rows)
+    return next((km for km in models.values() if km.rows_id == ident), None)
+
+
+def _select(records: list[dict[str, Any]], provider: str | None,
+            threads: int | None) -> tuple[list[dict[str, Any]], int]:
+    keep = [r for r in records
+            if (provider is None or r.get("provider") in (None, provider))
+            and (threads is None or r.get("threads") in (None, threads))]
+    configs = Counter((r.get("provider"), r.get("threads")) for r in keep
+                      if r.get("kind") in ("op", "group"))
+    if len(configs) > 1:
+        listed = ", ".join(f"{p or '?'}/{t or '?'} threads ({n})" for (p, t), n in
+                           configs.most_common())
+        raise FitError(f"the records mix configurations ({listed}); a profile is for one: "
+                       "choose with --provider and --threads")
+    return keep, len(records) - len(keep)
+
+
+def _fusion_rules(runner: str, provider: str | None,
+                  records: Sequence[dict[str, Any]]) -> FusionRules:
+    """onnxruntime's rules plus the fused patterns the group records showed; none for
+    profiles measured with another runtime."""
+    if runner != "onnxruntime":
+        return NO_FUSION
+    rules = default_rules("onnxruntime", provider)
+    seen: Counter[tuple[tuple[str, ...], str]] = Counter()
+    for r in records:
+        g = r.get("group") if r.get("kind") == "group" else None
+        if not g or len(g.get("nodes") or []) < 2:
+            continue
+        ops = tuple(str(n.get("op_type")) for n in g["nodes"])
+        if all(op == "Identity" for op in ops):
+            continue
+        seen[(ops, main_kernel(r, g["nodes"]))] += 1
+    return rules.with_patterns([Pattern(ops, kernel, "observed") for (ops, kernel), _ in
+                                seen.most_common()])
+
+
+def _session_overhead(records: Sequence[dict[str, Any]]) -> float:
+    """Median runtime of the trivial model measured for the per-run session overhead."""
+    values = [float(r["runtime_s"]) for r in records
+              if r.get("kind") == "model" and (r.get("model") or {}).get("name") ==
+              "session-overhead" and r.get("runtime_s")]
+    return float(np.median(values)) if values else 0.0
+
+
+def _common(records: Sequence[dict[str, Any]], key: str) -> Any:
+    values = Counter(r.get(key) for r in records if r.get(key) is not None)
+    return values.most_common(1)[0][0] if values else None
+
+
+def _hardware(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    seen = Counter(repr(sorted((r.get("hardware") or {}).items())) for r in records)
+    if not seen:
+        return {}
+    top = seen.most_common(1)[0][0]
+    for r in records:
+        if repr(sorted((r.get("hardware") or {}).items())) == top:
+            return dict(r.get("hardware") or {})
+    return {}
+
+
+def _default_name(hardware: dict[str, Any], provider: str | None, threads: int | None,
+                  runner: str) -> str:
+    device = hardware.get("gpu_name") if provider == "cuda" else hardware.get("cpu_model")
+    parts = [str(device or runner), provider or "", f"{threads} thread(s)" if threads else ""]
+    return ", ".join(p for p in parts if p)
+
+
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"onnx_energy": __version__}
+    for dist in ("numpy", "scikit-learn", "statsmodels", "scipy", "onnx", "onnxruntime"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,156 @@
+"""Fitting profiles: known laws are recovered, and the numpy path equals scikit-learn's."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from onnx_energy.calibration.dataset import rows_from_records
+from onnx_energy.calibration.fit import (
+    MIN_ROWS,
+    candidates,
+    final_map,
+    fit_key,
+    fit_profile,
+)
+from onnx_energy.errors import FitError
+from onnx_energy.profile import load_profile
+
+
+def f32(shape):
+    return {"shape": list(shape), "dtype": "float32"}
+
+
+def conv_record(i, b, c, o, k, h, runtime, energy=None, runner="pytorch"):
+    return {"schema": "onnx-energy/record/2", "kind": "op", "run_id": f"r{i}",
+            "runner": {"name": runner}, "sensor": "rapl" if energy else "none",
+            "runtime_s": runtime, "energy_j": energy, "provider": "cpu",
+            "spec": {"op_type": "Conv", "domain": "",
+                     "attrs": {"kernel_shape": [k, k], "pads": [k // 2] * 4},
+                     "inputs": [f32([b, c, h, h]), f32([o, c, k, k]), f32([o])]}}
+
+
+def conv_macs(b, c, o, k, h):
+    return b * o * c * k * k * h * h
+
+
+def law_records(n=60, seed=0, noise=0.0):
+    """Runtime = exp(-20 + 0.9 log1p(MACs) + 0.15 log1p(bytes)), energy = 25 W x runtime."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        b, c, o = int(rng.integers(1, 4)), int(rng.integers(2, 48)), int(rng.integers(2, 48))
+        k, h = int(rng.choice([1, 3, 5])), int(rng.integers(4, 40))
+        macs = conv_macs(b, c, o, k, h)
+        nbytes = 4 * (b * c * h * h + o * c * k * k + o + b * o * h * h)
+        t = math.exp(-20 + 0.9 * math.log1p(macs) + 0.15 * math.log1p(nbytes)
+                     + noise * rng.normal())
+        out.append(conv_record(i, b, c, o, k, h, t, 25.0 * t))
+    return out
+
+
+def test_fit_recovers_the_coefficients_of_a_known_law():
+    rows = rows_from_records(law_records())
+    assert all(r.features is not None for r in rows)
+    km = fit_key("Conv", "kernel", "conv", rows, only=["loglinear-work"])
+    fmap = km.runtime
+    assert fmap is not None and fmap.features == ["macs", "bytes"]
+    beta = np.asarray(fmap.coef[1:]) / np.asarray(fmap.scale)
+    intercept = fmap.coef[0] - float(beta @ np.asarray(fmap.mean))
+    assert beta == pytest.approx([0.9, 0.15], abs=1e-6)
+    assert intercept == pytest.approx(-20.0, abs=1e-5)
+    assert fmap.diagnostics["cv_rmspe"] < 1e-6
+
+
+def test_candidate_selection_prefers_the_true_form():
+    rows = rows_from_records(law_records(n=80, noise=0.01))
+    km = fit_key("Conv", "kernel", "conv", rows)
+    assert km.runtime is not None
+    scores = km.runtime.diagnostics["candidates"]
+    # the power law (or a richer form that contains it) cross-validates near the noise level
+    assert km.runtime.diagnostics["cv_rmspe"] < 0.02
+    assert scores["linear-macs"] > 0.05  # a line through MACs misses the curvature
+    assert km.runtime.candidate != "linear-macs"
+
+
+@pytest.mark.parametrize("name", ["loglinear-work", "poly2-all-lasso", "poly3-all-lasso",
+                                  "linear-work"])
+def test_numpy_prediction_equals_the_scikit_learn_pipeline(name, tmp_path: Path):
+    rows = rows_from_records(law_records(n=80, noise=0.03, seed=1))
+    varying = {"macs", "flops", "bytes", "c_in", "c_out", "kernel", "hw_in", "hw_out",
+               "batch"}
+    cand = next(c for c in candidates("conv", varying) if c.name == name)
+    x = np.asarray([[r.features.values[f] for f in cand.features] for r in rows])
+    y = np.asarray([r.runtime_s for r in rows])
+    fmap, pipe = final_map(cand, x, y, "runtime_s")
+    # through the saved file, as a user's prediction would be
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"map": fmap.to_dict()}))
+    from onnx_energy.profile import FittedMap
+
+    loaded = FittedMap.from_dict(json.loads(path.read_text())["map"])
+    probe = x * np.random.default_rng(2).uniform(0.5, 2.0, x.shape)  # off the training rows
+    numpy_pred = loaded.predict(probe).y
+    sk = pipe.predict(probe)
+    sk = np.exp(sk) if cand.transform == "log" else sk
+    assert numpy_pred == pytest.approx(sk, rel=1e-9)
+
+
+def test_intervals_widen_away_from_the_training_data():
+    rows = rows_from_records(law_records(n=60, noise=0.05))
+    km = fit_key("Conv", "kernel", "conv", rows, only=["loglinear-work"])
+    fmap = km.runtime
+    center = np.exp(np.asarray(fmap.mean))[None, :] - 1  # the middle of the data (log space)
+    points = np.vstack([center, center * 1e2, center * 1e4])
+    got = fmap.predict(points)
+    widths = np.log(got.hi / got.lo)
+    assert widths[0] < widths[1] < widths[2]
+    assert widths[2] > 1.3 * widths[0]
+    near = fmap.predict(center)
+    assert list(got.extrapolated) == [False, True, True]
+    assert near.lo[0] < near.y[0] < near.hi[0]
+
+
+def test_fit_profile_writes_a_profile_that_predicts(tmp_path: Path):
+    records = tmp_path / "r.jsonl"
+    records.write_text("".join(json.dumps(r) + "\n" for r in law_records(n=40)))
+    profile = fit_profile([records])
+    assert {"Conv", "conv", "generic"} <= set(profile.models)
+    assert profile.runner == "pytorch" and profile.fusion.patterns == ()
+    assert profile.models["Conv"].energy_form in ("direct", "runtime_x_power")
+    assert profile.records[0]["records"] == 40 and len(profile.records[0]["sha256"]) == 64
+    out = tmp_path / "p.json"
+    profile.save(out)
+    again = load_profile(out)
+    assert again.to_dict() == profile.to_dict() | {"schema": "onnx-energy/profile/1"}
+
+
+def test_unusable_records_are_an_error_naming_why(tmp_path: Path):
+    records = tmp_path / "r.jsonl"
+    bad = [dict(r, spec={"op_type": "NoSuchOp", "domain": "", "attrs": {}, "inputs": []})
+           for r in law_records(n=5)]
+    records.write_text("".join(json.dumps(r) + "\n" for r in bad))
+    with pytest.raises(FitError, match="none of the 5"):
+        fit_profile([records])
+
+
+def test_too_few_rows_for_any_family(tmp_path: Path):
+    records = tmp_path / "r.jsonl"
+    records.write_text("".join(json.dumps(r) + "\n" for r in law_records(n=MIN_ROWS - 3)))
+    with pytest.raises(FitError, match="too few usable rows"):
+        fit_profile([records])
+
+
+def test_bad_readings_are_excluded_and_counted():
+    recs = law_records(n=40)
+    recs[0]["energy_j"] = -1.0
+    recs[1]["energy_j"] = 0.0
+    rows = rows_from_records(recs)
+    km = fit_key("Conv", "kernel", "conv", rows)
+    assert km.energy is not None
+    assert km.energy.diagnostics["excluded"] == {"non-positive energy_j": 2}
+    assert km.energy.diagnostics["n"] == 38

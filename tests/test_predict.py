@@ -1,0 +1,154 @@
+"""Calibrated prediction from a hand-made profile: values, intervals, fusion, warnings."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+
+import pytest
+from conftest import make_model, run_cli, weights
+from onnx import TensorProto, helper
+
+import onnx_energy
+from onnx_energy.fusion import NO_FUSION, default_rules
+from onnx_energy.machine import machine_fingerprint
+from onnx_energy.profile import FittedMap, KeyModels, Profile
+
+F = TensorProto.FLOAT
+SIGMA2 = 0.01
+T90 = 1.645
+
+
+def flops_map(scale_s: float, target: str = "runtime_s") -> FittedMap:
+    """target = scale_s * (1 + flops), with log residual variance SIGMA2, exact coefs."""
+    return FittedMap(target=target, transform="log", features=["flops"], log_features=[True],
+                     mean=[0.0], scale=[1.0], powers=[[0], [1]],
+                     coef=[math.log(scale_s), 1.0], cov=[[0.0, 0.0], [0.0, 0.0]],
+                     sigma2=SIGMA2, dof=100, t_quantile=T90, low=[0.0], high=[30.0])
+
+
+def profile(energy: bool = False, hardware: dict | None = None, fusion=None) -> Profile:
+    conv = KeyModels("Conv", "kernel", "conv", runtime=flops_map(2e-9))
+    generic = KeyModels("generic", "generic", "generic", runtime=flops_map(1e-9))
+    if energy:
+        for km in (conv, generic):
+            km.energy = flops_map(40e-9, "energy_j")
+            km.energy_form = "direct"
+    return Profile(name="hand", kind="calibrated", provider="cpu", threads=1,
+                   sensor="rapl" if energy else "none", runner="onnxruntime",
+                   hardware=hardware if hardware is not None else dict(machine_fingerprint()),
+                   confidence=0.9, fusion=fusion or default_rules("onnxruntime", "cpu"),
+                   models={"Conv": conv, "generic": generic}, session_overhead_s=5e-6)
+
+
+def model():
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("Flatten", ["r"], ["f"], name="flat"),
+             helper.make_node("Gemm", ["f", "g"], ["y"], name="fc", transB=1)]
+    return make_model(nodes, [("x", [1, 2, 4, 4], F)], [("y", None, F)],
+                      {"w": weights(3, 2, 3, 3), "g": weights(5, 48)})
+
+
+# hand counts: conv 3x4x4 outputs of 2x3x3 MACs = 864 MACs, 1728 FLOPs, 48 relu compares;
+# gemm 5x48 MACs = 240, 480 FLOPs; flatten moves data only.
+CONV_GROUP_FLOPS = 1728 + 48
+GEMM_FLOPS = 480
+
+
+def test_runtime_per_kernel_and_in_total():
+    a = onnx_energy.analyze(model(), profile=profile())
+    by = {n.name: p for n, p in zip(a.nodes, a.prediction.nodes, strict=True)}
+    conv_t = 2e-9 * (1 + CONV_GROUP_FLOPS)
+    gemm_t = 1e-9 * (1 + GEMM_FLOPS)
+    flat_t = 1e-9 * 1  # zero FLOPs: the fallback's fixed cost
+    assert by["conv"].runtime_s == pytest.approx(conv_t, rel=1e-12)
+    assert by["conv"].predictor == "Conv" and by["conv"].group == "conv + relu"
+    assert by["relu"].runtime_s == 0.0 and by["relu"].group == "conv + relu"
+    assert by["fc"].runtime_s == pytest.approx(gemm_t) and by["fc"].predictor == "fallback"
+    assert by["flat"].runtime_s == pytest.approx(flat_t)
+    total = conv_t + gemm_t + flat_t + 5e-6
+    assert a.prediction.totals.runtime_s == pytest.approx(total)
+    # node interval: exp(±t·σ); totals: normal quantile × sqrt(Σ y² (e^σ² − 1))
+    lo, hi = by["conv"].runtime_s_interval
+    assert lo == pytest.approx(conv_t * math.exp(-T90 * math.sqrt(SIGMA2)))
+    assert hi == pytest.approx(conv_t * math.exp(T90 * math.sqrt(SIGMA2)))
+    z = statistics.NormalDist().inv_cdf(0.95)
+    half = z * math.sqrt(math.expm1(SIGMA2) * (conv_t ** 2 + gemm_t ** 2 + flat_t ** 2))
+    assert a.prediction.totals.runtime_s_interval == pytest.approx([total - half, total + half])
+    assert a.prediction.totals.fallback_kernels == 2
+    assert a.prediction.totals.energy_j is None
+    assert any("no energy model" in w for w in a.prediction.warnings)
+
+
+def test_without_fusion_the_relu_is_its_own_kernel():
+    a = onnx_energy.analyze(model(), profile=profile(fusion=NO_FUSION))
+    by = {n.name: p for n, p in zip(a.nodes, a.prediction.nodes, strict=True)}
+    assert by["conv"].runtime_s == pytest.approx(2e-9 * (1 + 1728))
+    assert by["relu"].runtime_s == pytest.approx(1e-9 * (1 + 48))
+    assert by["relu"].predictor == "fallback" and by["relu"].group == "relu"
+
+
+def test_energy_and_power_from_an_energy_map():
+    a = onnx_energy.analyze(model(), profile=profile(energy=True))
+    t = a.prediction.totals
+    e = 40e-9 * ((1 + CONV_GROUP_FLOPS) + (1 + GEMM_FLOPS) + 1)
+    assert t.energy_j == pytest.approx(e)
+    assert t.power_w == pytest.approx(e / t.runtime_s)
+    conv = a.prediction.nodes[0]
+    assert conv.power_w == pytest.approx(20.0)  # 40 nJ / 2 ns per (1 + FLOP)
+
+
+def test_json_fields_and_the_profile_block(capsys, tmp_path):
+    path = tmp_path / "hand.json"
+    profile(energy=True).save(path)
+    mpath = tmp_path / "m.onnx"
+    mpath.write_bytes(model().SerializeToString())
+    code, out, err = run_cli(capsys, str(mpath), "--profile", str(path), "--format", "json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert {k: d["profile"][k] for k in ("name", "kind", "provider", "threads", "sensor",
+                                         "fingerprint_match")} == {
+        "name": "hand", "kind": "calibrated", "provider": "cpu", "threads": 1,
+        "sensor": "rapl", "fingerprint_match": True}
+    node = d["nodes"][0]
+    for key in ("runtime_s", "power_w", "energy_j", "runtime_s_interval", "energy_j_interval",
+                "group", "predictor"):
+        assert key in node and key in d["totals"] or key in ("group", "predictor")
+    assert node["group"] == "conv + relu" and node["predictor"] == "Conv"
+    assert d["totals"]["runtime_s"] == pytest.approx(
+        2e-9 * (1 + CONV_GROUP_FLOPS) + 1e-9 * (2 + GEMM_FLOPS) + 5e-6)
+
+
+def test_a_profile_from_another_machine_is_used_with_a_warning():
+    a = onnx_energy.analyze(model(), profile=profile(hardware={"cpu_model": "Other CPU 9000"}))
+    assert a.prediction.profile["fingerprint_match"] is False
+    assert any("Other CPU 9000 (profile)" in w for w in a.prediction.warnings)
+    assert a.prediction.totals.runtime_s > 0
+
+
+def test_table_shows_time_energy_and_shares(capsys, tmp_path):
+    path = tmp_path / "hand.json"
+    profile(energy=True).save(path)
+    mpath = tmp_path / "m.onnx"
+    mpath.write_bytes(model().SerializeToString())
+    code, out, err = run_cli(capsys, str(mpath), "--profile", str(path))
+    assert code == 0, err
+    assert "predicted with profile hand (calibrated, cpu, 1 thread(s), sensor rapl)" in out
+    assert "90% interval" in out
+    section = out.split("predicted with profile", 1)[1].splitlines()
+    conv = next(s for s in section if s.strip().startswith("Conv "))
+    total_t = 2e-9 * (1 + CONV_GROUP_FLOPS) + 1e-9 * (2 + GEMM_FLOPS)
+    assert f"{2e-9 * (1 + CONV_GROUP_FLOPS) / total_t * 100:.1f}%" in conv
+
+
+def test_bad_profile_is_one_line_error(capsys, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema": "something/else"}')
+    mpath = tmp_path / "m.onnx"
+    mpath.write_bytes(model().SerializeToString())
+    code, out, err = run_cli(capsys, str(mpath), "--profile", str(bad))
+    assert code == 2 and out == "" and err.count("\n") == 1 and "not an onnx-energy profile" in err
+    code, out, err = run_cli(capsys, str(mpath), "--profile", "no-such-profile-name")
+    assert code == 2 and "no profile 'no-such-profile-name'" in err
