@@ -9,7 +9,8 @@ traceback.
   model, a file, an option or the machine cannot do what was asked.
 - **3** (`StrictModeError`, `UnjudgeableError`): the question cannot be answered as asked
   (``--strict`` with gaps in the counts, a budget that cannot be judged).
-- **130** (`MeasurementInterrupted`): Ctrl-C; what was recorded so far stays.
+- **130** (`MeasurementInterrupted`, `CalibrationInterrupted`): Ctrl-C; what was recorded so far
+  stays.
 
 Internal signals that never reach the user (``ShapeUnknownError`` inside cost rules,
 ``SensorReadError`` for one failed reading, ``CannotFoldError``) are not here: they are
@@ -89,6 +90,12 @@ class MeasurementInterrupted(OnnxEnergyError):
 
 
 # ----------------------------------------------------------------- calibration and prediction
+
+
+class CalibrationInterrupted(OnnxEnergyError):
+    """Ctrl-C during a calibration sweep: every finished item's records stay."""
+
+    exit_code = EXIT_INTERRUPTED
 
 
 class ProfileError(OnnxEnergyError):

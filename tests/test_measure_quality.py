@@ -167,7 +167,11 @@ def test_per_node_reports_its_coverage(tmp_path: Path) -> None:
     onnx.save(relu_model(), path)
     m = measure(str(path), sensor="none", min_window=0.05, repeats=2, per_node=True, idle=0)
     assert m.nodes_time_s is not None and m.runtime_s is not None
-    assert m.nodes_coverage == pytest.approx(m.nodes_time_s / m.runtime_s)
+    rec = m.reconciliation
+    assert rec is not None
+    # coverage is the profiler's raw kernel sum; the rows are reconciled to T - s
+    assert m.nodes_coverage == pytest.approx(rec.kernel_time_s / m.runtime_s)
+    assert m.nodes_time_s == pytest.approx(max(0.0, m.runtime_s - rec.session_overhead_s))
     assert m.nodes_kernels == 1
     assert m.nodes_coverage_note is not None and m.nodes_coverage_note.startswith(
         "kernels sum to ")

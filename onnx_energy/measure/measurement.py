@@ -6,6 +6,7 @@ is said. Each window is appended to the record file (if given) before the next o
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import uuid
@@ -21,7 +22,8 @@ from onnx import ModelProto
 from ..errors import MeasurementFailed, MeasurementInterrupted, OnnxEnergyError
 from ..render.units import pct, si
 from .fingerprint import hardware_fingerprint
-from .profiling import NodeTiming, node_timings, parse_profile
+from .overhead import Overheads, overhead_models, overheads_from
+from .profiling import NodeTiming, Reconciliation, node_timings, parse_profile, reconcile
 from .protocol import Idle, Window, cv, idle_baseline, median, run_window, warm_up
 from .records import SCHEMA_ID, RecordWriter
 from .runner import Runner, temp_dir
@@ -99,26 +101,35 @@ def quality_warnings(runtime_cv: float | None, iterations: list[int], runtime_s:
     return out
 
 
-def coverage(kernel_s: float | None, runtime_s: float | None,
-             kernels: int) -> tuple[float | None, float | None, str | None]:
-    """How far the profiled kernels account for the runtime: (fraction, estimated profiler
-    overhead per kernel when they exceed it, an explanation)."""
+def coverage(kernel_s: float | None, runtime_s: float | None, kernels: int,
+             reconciled: bool = False) -> tuple[float | None, float | None, str | None]:
+    """How far the profiled kernels (their raw sum) account for the runtime: (fraction,
+    estimated profiler overhead per kernel when they exceed it, an explanation). With
+    ``reconciled``, the node times were made to add up to the runtime (less the session
+    overhead) and the note says so."""
     if kernel_s is None or not runtime_s:
         return None, None, None
     fraction = kernel_s / runtime_s
     covered = f"kernels sum to {fraction * 100:.0f}% of the runtime"
+    fixed = ("; node times are reconciled to add up to the runtime less the session overhead"
+             if reconciled else "")
     if fraction > 1.05 and kernels:
         overhead = (kernel_s - runtime_s) / kernels
+        if reconciled:
+            return fraction, overhead, (
+                f"{covered} as profiled: the profiler adds about {_fmt_s(overhead)} to each of "
+                f"the {kernels} kernels per inference{fixed}")
         return fraction, overhead, (
             f"{covered}: the profiler adds about {_fmt_s(overhead)} to each of the {kernels} "
             "kernels per inference, which weighs most on tiny kernels; node times are "
             "overstated, their order and rough shares hold")
     if fraction < 0.95:
         return fraction, None, (
-            f"{covered}: the rest is time outside kernels (session overhead, copies and "
-            "waits between kernels) or kernels not mapped to nodes; on CUDA, kernel times are "
-            "host-side launch times unless onnxruntime was built with CUDA profiling")
-    return fraction, None, covered
+            f"{covered}{' as profiled' if reconciled else ''}: the rest is time outside "
+            "kernels (session overhead, copies and waits between kernels) or kernels not "
+            "mapped to nodes; on CUDA, kernel times are host-side launch times unless "
+            f"onnxruntime was built with CUDA profiling{fixed}")
+    return fraction, None, covered + fixed
 
 
 @dataclass
@@ -166,6 +177,8 @@ class Measurement:
     target_cv_met: bool | None = None
     attempts: list[Attempt] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: With per-node profiling: how kernel times were reconciled with the runtime.
+    reconciliation: Reconciliation | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -207,6 +220,9 @@ class Measurement:
             "nodes_overhead_per_kernel_s": self.nodes_overhead_per_kernel_s,
             "nodes_kernels": self.nodes_kernels,
             "nodes_coverage_note": self.nodes_coverage_note,
+            "nodes_time_raw_s": (None if self.reconciliation is None
+                                 else self.reconciliation.kernel_time_s),
+            "per_node": None if self.reconciliation is None else self.reconciliation.to_dict(),
             "nodes": None if self.nodes is None else [n.to_dict() for n in self.nodes],
         }
 
@@ -214,7 +230,7 @@ class Measurement:
 def _record(
     runner: Runner, window: Window, idle: Idle, sensor: Sensor, *, run_id: str,
     model_field: dict[str, Any] | None, spec: dict[str, Any] | None,
-    hardware: dict[str, Any],
+    hardware: dict[str, Any], so_far: list[Window],
 ) -> dict[str, Any]:
     return {
         "schema": SCHEMA_ID,
@@ -237,7 +253,11 @@ def _record(
         "iterations": window.iterations,
         "window_s": window.seconds,
         "runtime_s": window.runtime_s,
+        "cpu_time_s": window.cpu_s,
+        # the CV of this run's windows so far: the last window's record has the run's CV
+        "runtime_cv": cv([w.runtime_s for w in so_far]),
         "energy_j": window.energy_j,
+        "energy_cv": cv([w.energy_j for w in so_far]),
         "energy_dynamic_j": window.energy_dynamic_j,
         "power_w": window.power_w,
         "idle_power_w": idle.power_w,
@@ -266,6 +286,10 @@ def measure(
     inputs: Mapping[str, np.ndarray] | None = None,
     device: int = 0,
     progress: Progress | None = None,
+    model_name: str | None = None,
+    overheads: Overheads | None = None,
+    record_fields: Mapping[str, Any] | None = None,
+    last_record_fields: Mapping[str, Any] | None = None,
 ) -> Measurement:
     """Measure runtime (and energy, where a sensor exists) of a model per inference.
 
@@ -279,6 +303,14 @@ def measure(
     twice as long, up to ``max_window`` seconds each (each attempt has its own ``run_id``;
     the result is the last one). Ctrl-C raises `MeasurementInterrupted`; the windows already
     written stay.
+
+    ``per_node`` profiles the kernels in a second session, in stretches between the
+    windows, and reconciles their times with the runtime (`profiling.reconcile`) using
+    ``overheads`` (the session overhead, dispatch and profiler cost; measured with
+    `measure_overheads` when not given). ``model_name`` is recorded as the model's
+    readable name; ``record_fields`` are added to every record written and
+    ``last_record_fields`` to the record of the last window of an attempt (calibration's
+    work items).
     """
     if repeats < 1:
         raise OnnxEnergyError(f"--repeats must be at least 1, not {repeats}")
@@ -298,6 +330,7 @@ def measure(
     writer: RecordWriter | None = None
     opened: Sensor | None = None
     out_str = None if out is None else str(out)
+    stack = contextlib.ExitStack()
     try:
         say("loading the model")
         runner = Runner(model, provider=provider, threads=threads, dims=dims,
@@ -316,14 +349,23 @@ def measure(
             "path": str(runner.path), "sha256": runner.sha256}
         if model_field is None and spec is None:
             model_field = {"path": None, "sha256": runner.sha256}
+        if model_field is not None and model_name is not None:
+            model_field["name"] = model_name
         spec_field = None if spec is None else _jsonable(dict(spec))
 
+        if per_node and overheads is None:
+            say("session overhead")
+            overheads = measure_overheads(provider, threads, device)
         idle_s = min_window if idle is None else idle
         if the_sensor.name != "none" and idle_s > 0:
             say(f"idle baseline ({idle_s:g} s, {the_sensor.name})")
         baseline = idle_baseline(the_sensor, idle_s)
         say("warm-up")
         warm_up(runner, warmup, min_window)
+        profiler = None
+        if per_node:
+            say("warm-up (profiled session)")
+            profiler = stack.enter_context(_NodeProfiler(model, runner, warmup, min_window))
 
         def attempt(window_s: float, run_id: str) -> Attempt:
             done = Attempt(window_s, run_id, [], [])
@@ -336,9 +378,15 @@ def measure(
                     continue
                 done.windows.append(w)
                 if writer is not None:
-                    writer.append(_record(runner, w, baseline, the_sensor, run_id=run_id,
-                                          model_field=model_field, spec=spec_field,
-                                          hardware=hardware))
+                    rec = _record(runner, w, baseline, the_sensor, run_id=run_id,
+                                  model_field=model_field, spec=spec_field, hardware=hardware,
+                                  so_far=done.windows)
+                    rec.update(record_fields or {})
+                    if i == repeats - 1:
+                        rec.update(last_record_fields or {})
+                    writer.append(rec)
+                if profiler is not None:  # profiled runs between the windows: one machine
+                    profiler.stretch(window_s / repeats)
             return done
 
         attempts = measure_until(attempt, min_window, target_cv, max_window)
@@ -389,22 +437,41 @@ def measure(
         result.warnings = quality_warnings(result.runtime_cv, result.iterations, runtime,
                                            final.min_window_s, target_cv,
                                            result.target_cv_met, max_window)
-        if per_node:
-            say("per-node profiling")
-            result.nodes, result.nodes_time_s = _profile_nodes(
-                model, runner, warmup=warmup, min_window=min_window, energy=energy)
+        if profiler is not None:
+            say("per-node times")
+            assert runtime is not None and overheads is not None
+            result.nodes, result.reconciliation = profiler.finish(runtime, overheads, energy)
+            result.nodes_time_s = sum(r.time_s for r in result.nodes)
             result.nodes_kernels = sum(len(r.kernels) for r in result.nodes)
             (result.nodes_coverage, result.nodes_overhead_per_kernel_s,
-             result.nodes_coverage_note) = coverage(result.nodes_time_s, runtime,
-                                                    result.nodes_kernels)
+             result.nodes_coverage_note) = coverage(result.reconciliation.kernel_time_s,
+                                                    runtime, result.nodes_kernels,
+                                                    reconciled=True)
         return result
     except KeyboardInterrupt:
         raise MeasurementInterrupted(writer.written if writer else 0, out_str) from None
     finally:
+        stack.close()
         if writer is not None:
             writer.close()
         if opened is not None:
             opened.close()
+
+
+def measure_overheads(provider: str = "cpu", threads: int = 1, device: int = 0,
+                      min_window: float = 0.1, repeats: int = 5) -> Overheads:
+    """The session overhead, dispatch and profiler cost on this machine, for this provider
+    and thread count (`overhead`: one- and nine-node chains of a near-empty kernel, the
+    longer one also profiled)."""
+    common: dict[str, Any] = {"provider": provider, "threads": threads, "device": device,
+                              "sensor": "none", "min_window": min_window, "repeats": repeats,
+                              "warmup": 1000, "idle": 0}
+    (_, one_model), (_, chain_model) = overhead_models()
+    one = measure(one_model, **common).runtime_s
+    assert one is not None  # sensor none: every window counts
+    chain = measure(chain_model, per_node=True, overheads=Overheads(one), **common)
+    assert chain.runtime_s is not None and chain.reconciliation is not None
+    return overheads_from(one, chain.runtime_s, chain.reconciliation.kernel_time_s)
 
 
 def _window_progress(i: int, repeats: int, windows: list[Window], window_s: float) -> str:
@@ -439,24 +506,47 @@ def _energy_note(sensor: Sensor, notes: list[str], idle: Idle, energy: float | N
     return "; ".join(parts) or None
 
 
-def _profile_nodes(model: Any, runner: Runner, *, warmup: int, min_window: float,
-                   energy: float | None) -> tuple[list[NodeTiming], float]:
-    """Profile in a separate session (profiling overhead never touches the windows)."""
-    with temp_dir() as tmp:
-        opt_path = Path(tmp) / "optimized.onnx"
-        prof = Runner(
+class _NodeProfiler:
+    """A second session of the model with onnxruntime's profiler on (its overhead never
+    touches the windows). Its runs come in stretches between the windows, so the kernels
+    and the runtime they are reconciled with are measured on the same machine state."""
+
+    def __init__(self, model: Any, runner: Runner, warmup: int, min_window: float) -> None:
+        self._tmp = temp_dir()
+        tmp = self._tmp.name
+        self.runner = runner
+        self.opt_path = Path(tmp) / "optimized.onnx"
+        self.prof = Runner(
             model if runner.path is None else runner.path,
             provider=runner.provider, threads=runner.threads, dims=runner.bindings,
             batch_size=runner.batch_size, seed=runner.seed, inputs=runner.feeds,
-            device=runner.device, profile_dir=tmp, save_optimized=opt_path,
+            device=runner.device, profile_dir=tmp, save_optimized=self.opt_path,
         )
-        n_warm, _ = warm_up(prof, warmup, min_window)
-        warm_up(prof, 1 << 30, min_window)  # the profiled runs: at least min_window seconds
-        profile = parse_profile(prof.end_profiling(), skip_runs=n_warm)
-        optimized = onnx.load(str(opt_path), load_external_data=False)
-    rows = node_timings(runner.graph_proto.graph, optimized.graph, profile, energy,
-                        constants=runner.weight_names)
-    return rows, sum(r.time_s for r in rows)
+        self.n_warm, _ = warm_up(self.prof, warmup, min_window)
+        self.stretches: list[int] = []
+
+    def __enter__(self) -> _NodeProfiler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._tmp.cleanup()
+
+    def stretch(self, seconds: float) -> None:
+        n, _ = warm_up(self.prof, 1 << 30, seconds)  # at least one profiled run
+        self.stretches.append(n)
+        warm_up(self.runner, 2, seconds / 10)  # the caches back to the measured session
+
+    def finish(self, runtime_s: float, overheads: Overheads, energy: float | None,
+               ) -> tuple[list[NodeTiming], Reconciliation]:
+        profile = parse_profile(self.prof.end_profiling(), skip_runs=self.n_warm)
+        optimized = onnx.load(str(self.opt_path), load_external_data=False)
+        times, rec = reconcile(profile, runtime_s, overheads.session_s,
+                               stretches=self.stretches,
+                               kernel_correction_s=overheads.kernel_correction_s)
+        rows = node_timings(self.runner.graph_proto.graph, optimized.graph, profile, energy,
+                            constants=self.runner.weight_names, kernel_times=times,
+                            raw_times=profile.per_run(self.stretches))
+        return rows, rec
 
 
 def _jsonable(value: Any) -> Any:

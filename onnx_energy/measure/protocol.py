@@ -41,6 +41,9 @@ class Window:
     energy_dynamic_j: float | None
     power_w: float | None
     timestamp: str
+    #: This process's CPU time per inference over the window (all its threads). With one
+    #: intra-op thread, wall time well above it means other work took the core.
+    cpu_s: float | None = None
 
 
 def utc_now() -> str:
@@ -98,6 +101,7 @@ def run_window(
     a0 = clock()
     e0 = sensor.read()
     t0 = clock()
+    c0 = time.process_time()
     n = 0
     while True:
         runner.run_once()
@@ -105,6 +109,7 @@ def run_window(
         if clock() - t0 >= min_window:
             break
     runner.sync()
+    c1 = time.process_time()
     t1 = clock()
     e1 = sensor.read()
     b1 = clock()
@@ -119,7 +124,8 @@ def run_window(
         power = joules / span if span > 0 else None
         if idle_power_w is not None:
             dynamic = (joules - idle_power_w * span) / n
-    return Window(index, n, seconds, seconds / n, energy, dynamic, power, utc_now())
+    return Window(index, n, seconds, seconds / n, energy, dynamic, power, utc_now(),
+                  (c1 - c0) / n)
 
 
 def median(values: Sequence[float | None]) -> float | None:

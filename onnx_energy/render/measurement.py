@@ -82,7 +82,8 @@ def render_table(m: Measurement, top: int = 10, width: int = DEFAULT_WIDTH) -> s
 
 
 def _node_lines(m: Measurement, nodes: list[NodeTiming], top: int, width: int) -> list[str]:
-    lines = ["top nodes (onnxruntime profiler, a separate session; time per inference)"]
+    lines = ["top nodes (onnxruntime profiler, a separate session between the windows; time "
+             "per inference)"]
     if m.nodes_coverage_note:
         lines += _field("coverage", m.nodes_coverage_note, width)
     energy_col = m.energy_j is not None
@@ -118,7 +119,7 @@ CSV_SUMMARY = ("model", "model_sha256", "provider", "threads", "batch_size", "di
                "min_window_s", "target_cv", "target_cv_met", "warnings", "run_id")
 #: One row per node or fused group (with --per-node), after the model and its runtime.
 CSV_NODES = ("model", "runtime_s", "sensor", "name", "op_type", "fused", "inserted", "nodes",
-             "kernels", "time_s", "share", "energy_j")
+             "kernels", "time_s", "time_raw_s", "share", "energy_j")
 
 
 def render_csv(m: Measurement) -> str:
