@@ -244,10 +244,10 @@ def _predict_theoretical(graph: GraphAnalysis, profile: Profile) -> Prediction:
 def _evaluate(results: Sequence[_GroupResult], runtime_acc: _Accumulator,
               energy_acc: _Accumulator, power_acc: _Accumulator) -> None:
     """Evaluate every group's maps, batched per map (one numpy call per map). A kernel
-    outside the range of its key's map is evaluated with the key's extrapolation map."""
+    outside the range of its key's map, or where that map swings implausibly far from the
+    key's extrapolation map (`ENVELOPE`), is evaluated with the extrapolation map."""
     targets = ("runtime_s", "energy_j", "power_w")
-    chosen: dict[tuple[int, str], FittedMap] = {}
-    outside_any: dict[int, bool] = {}
+    wanted: dict[tuple[int, str], tuple[FittedMap, FittedMap | None, bool]] = {}
     by_map: dict[int, tuple[FittedMap, list[int]]] = {}
     for i, r in enumerate(results):
         if r.features is None or r.models is None:
@@ -257,10 +257,12 @@ def _evaluate(results: Sequence[_GroupResult], runtime_acc: _Accumulator,
             if main is None:
                 continue
             out = bool(main.outside(_row(r, main))[0])
-            fmap = r.models.map_for(target, outside=out) or main
-            outside_any[i] = outside_any.get(i, False) or out
-            chosen[(i, target)] = fmap
-            by_map.setdefault(id(fmap), (fmap, []))[1].append(i)
+            safe = r.models.map_for(target, outside=True)
+            safe = None if safe is main else safe
+            wanted[(i, target)] = (main, safe, out)
+            for fmap in (main, safe):
+                if fmap is not None:
+                    by_map.setdefault(id(fmap), (fmap, []))[1].append(i)
     preds: dict[tuple[int, int], tuple[float, float, float, np.ndarray, float]] = {}
     for key, (fmap, idx) in by_map.items():
         x = np.vstack([_row(results[i], fmap) for i in idx])
@@ -268,6 +270,13 @@ def _evaluate(results: Sequence[_GroupResult], runtime_acc: _Accumulator,
         for row, i in enumerate(idx):
             preds[(key, i)] = (float(got.y[row]), float(got.lo[row]), float(got.hi[row]),
                                got.grad[row], float(got.resid_rel[row]))
+    chosen: dict[tuple[int, str], FittedMap] = {}
+    outside_any: dict[int, bool] = {}
+    for (i, target), (main, safe, out) in wanted.items():
+        use_safe = safe is not None and (out or not _plausible(
+            preds[(id(main), i)][0], preds[(id(safe), i)][0]))
+        chosen[(i, target)] = safe if use_safe and safe is not None else main
+        outside_any[i] = outside_any.get(i, False) or out or use_safe
     for i, r in enumerate(results):
         km = r.models
         if r.features is None or km is None or (i, "runtime_s") not in chosen:
@@ -293,6 +302,21 @@ def _evaluate(results: Sequence[_GroupResult], runtime_acc: _Accumulator,
             energy_acc.add(rt_map, 0.0, t_grad, 0.0, scale=p)
             energy_acc.add(p_map, e, p_grad, t_res + p_res, scale=t)
             power_acc.add(p_map, p, p_grad, p_res)
+
+
+#: Inside its range a polynomial map can still swing far from the data in a corner the
+#: records left empty (a BatchNormalization 2,000x too slow, a Concat at zero). A main
+#: map's value more than this factor from the key's linear extrapolation map is such a
+#: swing: the linear map is used, and the kernel counts as extrapolated.
+ENVELOPE = 4.0
+
+
+def _plausible(main: float, safe: float) -> bool:
+    if not (math.isfinite(main) and main > 0):
+        return False
+    if not (math.isfinite(safe) and safe > 0):
+        return True
+    return 1.0 / ENVELOPE <= main / safe <= ENVELOPE
 
 
 def _row(r: _GroupResult, fmap: FittedMap) -> np.ndarray:
@@ -368,5 +392,6 @@ def _warnings(profile: Profile, results: Sequence[_GroupResult],
                    "(no family model in the profile)")
     if totals.extrapolated_kernels:
         out.append(f"{totals.extrapolated_kernels} kernel(s) are outside the range the "
-                   "profile was fitted on (extrapolated)")
+                   "profile was fitted on, or where its fitted map is implausible "
+                   "(predicted with the linear extrapolation map)")
     return out

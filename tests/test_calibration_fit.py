@@ -154,3 +154,23 @@ def test_bad_readings_are_excluded_and_counted():
     assert km.energy is not None
     assert km.energy.diagnostics["excluded"] == {"non-positive energy_j": 2}
     assert km.energy.diagnostics["n"] == 38
+
+
+def test_specs_keep_their_opset_and_output_count():
+    """A Gelu spec (opset 20) and a two-output Split are described, not excluded."""
+    gelu = {"schema": "onnx-energy/record/2", "kind": "op", "run_id": "g",
+            "runner": {"name": "onnxruntime"}, "runtime_s": 1e-4,
+            "spec": {"op_type": "Gelu", "domain": "", "opset": 20, "attrs": {},
+                     "inputs": [f32([2, 35, 60])]}}
+    split = {"schema": "onnx-energy/record/2", "kind": "op", "run_id": "s",
+             "runner": {"name": "onnxruntime"}, "runtime_s": 1e-5,
+             "spec": {"op_type": "Split", "domain": "", "opset": 17, "attrs": {"axis": -1},
+                      "num_outputs": 2,
+                      "inputs": [f32([1, 2, 486]),
+                                 {"shape": [2], "dtype": "int64", "initializer": True,
+                                  "value": [243, 243]}]}}
+    g, s = rows_from_records([gelu, split])
+    assert g.excluded is None and g.features is not None
+    assert g.features.values["elems_out"] == 2 * 35 * 60
+    assert s.excluded is None and s.features is not None
+    assert s.features.values["bytes_out"] == 4 * 2 * 486  # two (1, 2, 243) halves

@@ -14,6 +14,7 @@ from onnx_energy.calibration.sweep import (
     OVERHEAD_KEY,
     Settings,
     Sweep,
+    fill_items,
     interleave_sources,
     plan,
 )
@@ -128,6 +129,21 @@ def test_budget_stops_before_an_item_that_would_overrun(tmp_path: Path) -> None:
     r2 = Sweep(items, tmp_path / "r.jsonl", FAST, budget_s=100, clock=clock2,
                measure_fn=clock2.wrap(measure)).run()
     assert r2.measured == [i.key for i in items[3:]] and r2.already == 3
+
+
+def test_fill_items_outlast_the_budget_and_are_not_work_left(tmp_path: Path) -> None:
+    items = plan(_specs(2), [])
+    fill = fill_items(items, 250.0, seed=5, families=["activation"],
+                      counts={"activation": 2}, networks=False)
+    # 250 s at 120 s a round: 3 rounds of 2 fresh specs, none repeating the plan's
+    assert len(fill) == 6 and all(i.optional for i in fill)
+    assert not {i.key for i in fill} & {i.key for i in items}
+    clock = FakeClock(step=1.0)
+    r = Sweep(items + fill, tmp_path / "r.jsonl", FAST, budget_s=7.5, clock=clock,
+              measure_fn=clock.wrap(measure)).run()
+    # overhead 3 s + 2 planned specs, then 2 fill specs until the next would pass 7.5 s
+    assert r.planned == 3 and r.filled == 2 and r.spare == 4
+    assert r.left == [] and r.budget_hit
 
 
 def test_ctrl_c_keeps_the_finished_items_and_the_next_run_redoes_the_rest(

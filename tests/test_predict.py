@@ -165,3 +165,30 @@ def test_load_profile_is_public_and_takes_paths_and_names(tmp_path, monkeypatch)
     assert a.prediction.totals.energy_j == pytest.approx(
         40e-9 * ((1 + CONV_GROUP_FLOPS) + (1 + GEMM_FLOPS) + 1))
     assert onnx_energy.load_profile("theoretical").kind == "theoretical"
+
+
+def _with_conv_maps(main: FittedMap, safe: FittedMap) -> Profile:
+    p = profile()
+    p.models["Conv"].runtime = main
+    p.models["Conv"].extrapolation["runtime_s"] = safe
+    return p
+
+
+def test_a_kernel_outside_its_maps_range_uses_the_extrapolation_map():
+    main = flops_map(7e-9)
+    main.high = [5.0]  # log1p(FLOPs) of the conv group is 7.48: outside
+    a = onnx_energy.analyze(model(), profile=_with_conv_maps(main, flops_map(2e-9)))
+    conv = a.prediction.nodes[0]
+    assert conv.runtime_s == pytest.approx(2e-9 * (1 + CONV_GROUP_FLOPS))
+    assert conv.extrapolated and a.prediction.totals.extrapolated_kernels == 1
+
+
+def test_an_implausible_swing_inside_the_range_falls_back_to_the_linear_map():
+    swing = flops_map(2e-9 * 100)  # inside the range, but 100x the linear map
+    a = onnx_energy.analyze(model(), profile=_with_conv_maps(swing, flops_map(2e-9)))
+    assert a.prediction.nodes[0].runtime_s == pytest.approx(2e-9 * (1 + CONV_GROUP_FLOPS))
+    assert a.prediction.nodes[0].extrapolated
+    near = flops_map(2e-9 * 3)  # within the 4x envelope: the fitted map stands
+    b = onnx_energy.analyze(model(), profile=_with_conv_maps(near, flops_map(2e-9)))
+    assert b.prediction.nodes[0].runtime_s == pytest.approx(6e-9 * (1 + CONV_GROUP_FLOPS))
+    assert not b.prediction.nodes[0].extrapolated

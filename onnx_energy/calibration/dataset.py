@@ -172,11 +172,11 @@ def graph_of_specs(nodes: Sequence[Mapping[str, Any]]) -> LoadedModel:
                 weights[name] = TensorInfo(name, tuple(arr.shape), dtype)
                 continue
             graph_inputs.append(helper.make_tensor_value_info(name, elem_type(dtype), shape))
-            is_weight = bool(t.get("weight")) if "weight" in t else (
+            is_weight = bool(t.get("initializer")) if "initializer" in t else (
                 i in WEIGHT_INPUTS.get(op, ()))
             if is_weight and all(isinstance(d, int) for d in shape):
                 weights[name] = TensorInfo(name, tuple(shape), dtype)
-        outs = spec.get("outputs") or [None]
+        outs = spec.get("outputs") or [None] * max(1, int(spec.get("num_outputs") or 1))
         out_names = []
         for i, t in enumerate(outs):
             name = str(t.get("name")) if named and isinstance(t, Mapping) and t.get("name") \
@@ -199,7 +199,10 @@ def graph_of_specs(nodes: Sequence[Mapping[str, Any]]) -> LoadedModel:
     graph = helper.make_graph(protos, "specs", graph_inputs, outputs, inits,
                               value_info=[v for v in value_infos if v.name in consumed])
     domains = {str(n.get("domain") or "") for n in nodes}
-    opsets = [helper.make_opsetid("", 17)]
+    # The spec's own opset where it names one (Gelu needs 20, Split's num_outputs 18).
+    opset = max([17] + [int(n["opset"]) for n in nodes
+                        if isinstance(n.get("opset"), int) and not n.get("domain")])
+    opsets = [helper.make_opsetid("", opset)]
     opsets += [helper.make_opsetid(d, 1) for d in sorted(domains - {""})]
     proto = helper.make_model(graph, opset_imports=opsets)
     proto.ir_version = 8

@@ -428,22 +428,25 @@ def random_networks(count: int, seed: int = 0) -> Iterator[Network]:
     while made < count and tries < 100 * max(1, count):
         tries += 1
         kind = int(rng.integers(0, 7))
+        # Up to the sizes of the models users run (ResNet-50's 64-wide stem at 224, BERT-
+        # and ViT-base's 768): their in-context groups are what predictions rest on.
         if kind <= 1:
-            net = _resnet(int(rng.choice([8, 16, 24, 32, 48, 64])),
-                          int(rng.choice([48, 64, 96, 128, 160])),
+            net = _resnet(int(rng.choice([8, 16, 24, 32, 48, 64, 96])),
+                          int(rng.choice([48, 64, 96, 128, 160, 224])),
                           depth=int(rng.integers(1, 3)), bottleneck=kind)
         elif kind <= 4:
             net = _mobilenet(kind, int(rng.choice([8, 16, 24, 32, 40])),
-                             int(rng.choice([64, 96, 128, 160, 192])),
+                             int(rng.choice([64, 96, 128, 160, 192, 224])),
                              depth=int(rng.integers(1, 4)), expand=int(rng.choice([3, 4, 6])))
         elif kind == 5:
             patch = int(rng.choice([8, 16, 32]))
-            net = _vit(int(rng.choice([64, 96, 128, 192, 256])),
-                       patch * int(rng.choice([4, 7, 8, 14])), depth=int(rng.integers(1, 4)),
-                       patch=patch)
+            dim = int(rng.choice([64, 96, 128, 192, 256, 384, 768]))
+            net = _vit(dim, patch * int(rng.choice([4, 7, 8, 14])),
+                       depth=1 if dim >= 384 else int(rng.integers(1, 4)), patch=patch)
         else:
-            net = _bert(int(rng.choice([64, 128, 192, 256])),
-                        int(rng.choice([16, 32, 64, 128, 256])), depth=int(rng.integers(1, 4)))
+            dim = int(rng.choice([64, 128, 192, 256, 384, 512, 768]))
+            net = _bert(dim, int(rng.choice([16, 32, 64, 128, 256])),
+                        depth=1 if dim >= 384 else int(rng.integers(1, 4)))
         if net.name in taken:
             continue
         taken.add(net.name)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import os
 import time
 import uuid
@@ -88,6 +89,8 @@ class Item:
     #: A model file's bindings: the --dim values its inputs use, and --batch-size.
     dims: dict[str, int] = field(default_factory=dict)
     batch_size: int | None = None
+    #: Filling a budget (`fill_items`): not "left for the next run" when the budget ends.
+    optional: bool = False
 
 
 def spec_item(spec: OpSpec) -> Item:
@@ -135,6 +138,36 @@ def plan(specs: Sequence[OpSpec], networks: Sequence[Item]) -> list[Item]:
     return items
 
 
+#: Seconds of budget per fill round (`fill_items`): about what one round takes here.
+FILL_ROUND_S = 120.0
+#: Network variations per fill round.
+FILL_NETWORKS = 15
+
+
+def fill_items(planned: Sequence[Item], budget_s: float, *, seed: int,
+               families: Sequence[str], counts: Mapping[str, int] | None = None,
+               networks: bool = True) -> list[Item]:
+    """What a budgeted sweep measures once its plan is done: rounds of fresh random specs
+    (seeds ``seed + 1``, ``seed + 2``, ...) and network variations, interleaved like the
+    plan, enough to outlast the budget. They are optional: the budget ends them without
+    leaving work for the next run, and a resumed run continues them."""
+    from .networks import random_networks
+    from .specs import random_specs
+
+    rounds = max(1, math.ceil(budget_s / FILL_ROUND_S))
+    seen = {i.key for i in planned}
+    nets = list(random_networks(FILL_NETWORKS * rounds, seed)) if networks else []
+    out: list[Item] = []
+    for k in range(rounds):
+        specs = random_specs(counts, seed=seed + 1 + k, families=families)
+        round_nets = [network_item(n) for n in nets[k * FILL_NETWORKS:(k + 1) * FILL_NETWORKS]]
+        for item in plan(specs, round_nets):
+            if item.kind != "overhead" and item.key not in seen:
+                seen.add(item.key)
+                out.append(dataclasses.replace(item, optional=True))
+    return out
+
+
 def interleave_sources(mined: Sequence[OpSpec], drawn: Sequence[OpSpec]) -> list[OpSpec]:
     """Mined and random specs alternately within each family (mined first), without
     duplicates: a budget cut keeps some of each."""
@@ -165,6 +198,9 @@ class Result:
     failed: dict[str, str] = field(default_factory=dict)
     interrupted: bool = False
     budget_hit: bool = False
+    #: Optional (budget-filling) items measured, and those the budget did not reach.
+    filled: int = 0
+    spare: int = 0
     elapsed_s: float = 0.0
     overheads: Overheads | None = None
     records: str = ""
@@ -246,13 +282,18 @@ class Sweep:
             # s and d come back from the records; the profiler's cost is measured again
             overhead = dataclasses.replace(
                 overhead, profiled_kernel_s=self._profiled_chain(sensor) / CHAIN)
-        result = Result(planned=len(self.items), already=len(self.items) - len(todo),
+        required = [i for i in self.items if not i.optional]
+        result = Result(planned=len(required),
+                        already=sum(1 for i in required if i.key in done),
                         overheads=overhead, records=str(self.records), sensor=sensor.name)
         self._hardware = hardware_fingerprint(self.settings.provider, self.settings.device)
         for n, item in enumerate(todo):
             elapsed = self.clock() - start
             if self.budget_s is not None and elapsed + self.estimate(item) > self.budget_s:
-                result.left.append(item.key)
+                if item.optional:
+                    result.spare += 1
+                else:
+                    result.left.append(item.key)
                 result.budget_hit = True
                 continue
             self.say(self._progress(n, todo, elapsed, item))
@@ -268,7 +309,7 @@ class Sweep:
                     self._measure_network(item, sensor, result.overheads)
             except (KeyboardInterrupt, MeasurementInterrupted):
                 result.interrupted = True
-                result.left.extend(i.key for i in todo[n:])
+                result.left.extend(i.key for i in todo[n:] if not i.optional)
                 break
             except Exception as exc:  # one bad spec or model must not end the sweep
                 if item.kind == "overhead":
@@ -277,6 +318,7 @@ class Sweep:
                 continue
             self._times[(item.kind, item.family)].append(self.clock() - t0)
             result.measured.append(item.key)
+            result.filled += item.optional
             result.by_family[item.family] = result.by_family.get(item.family, 0) + 1
         result.elapsed_s = self.clock() - start
         return result

@@ -137,7 +137,10 @@ def run_command(dims: dict[str, int], batch_size: int | None, provider: str, thr
         net_items += [sw.network_item(n) for n in nets.reference_networks()]
         net_items += [sw.network_item(n) for n in nets.random_networks(random_networks, seed)]
     items = sw.plan(specs, net_items)
-    line = ProgressLine("calibrating", enabled=not quiet)
+    if budget is not None:  # the plan may end early: more of the same fills the budget
+        items += sw.fill_items(items, budget, seed=seed, families=fams, counts=counts,
+                               networks=networks)
+    line = ProgressLine("calibrating", enabled=not quiet, log_every_s=10.0)
     if mined is not None:
         click.echo(f"mined {len(mined.specs)} distinct configurations from "
                    f"{len(from_models)} model(s) ({mined.folded} constant-folded nodes and "
@@ -165,7 +168,9 @@ def _summary(r: object) -> str:
 
     assert isinstance(r, Result)
     fams = ", ".join(f"{k} {v}" for k, v in sorted(r.by_family.items()))
-    parts = [f"measured {len(r.measured)} of {r.planned} items in {r.elapsed_s:.0f} s"
+    planned = len(r.measured) - r.filled
+    parts = [f"measured {planned} of {r.planned} items in {r.elapsed_s:.0f} s"
+             + (f" and {r.filled} more filling the budget" if r.filled else "")
              + (f" ({fams})" if fams else "")]
     if r.already:
         parts.append(f"{r.already} already in {r.records}")

@@ -105,25 +105,33 @@ class ProgressLine:
     """One status line on stderr: rewritten in place on a terminal, a line per step otherwise.
 
     ``tty_only`` keeps pipes and logs clean (nothing is written off a terminal);
-    ``after_s`` stays silent until the work has run that long, so short runs do not flicker.
+    ``after_s`` stays silent until the work has run that long, so short runs do not flicker;
+    ``log_every_s`` writes at most one line that often off a terminal (a long sweep's log
+    gets a line every few seconds, not one per item).
     """
 
     def __init__(self, prefix: str, enabled: bool = True, tty_only: bool = False,
-                 after_s: float = 0.0) -> None:
+                 after_s: float = 0.0, log_every_s: float = 0.0) -> None:
         self.prefix = prefix
         self.tty = sys.stderr.isatty()
         self.enabled = enabled and (self.tty or not tty_only)
         self.after_s = after_s
+        self.log_every_s = log_every_s
         self.start = time.monotonic()
+        self.last_logged: float | None = None
         self.shown = False
 
     def __call__(self, msg: str) -> None:
-        if not self.enabled or time.monotonic() - self.start < self.after_s:
+        now = time.monotonic()
+        if not self.enabled or now - self.start < self.after_s:
             return
         if self.tty:
             sys.stderr.write(f"\r\033[K{self.prefix}: {msg}")
             self.shown = True
         else:
+            if self.last_logged is not None and now - self.last_logged < self.log_every_s:
+                return
+            self.last_logged = now
             sys.stderr.write(f"{self.prefix}: {msg}\n")
         sys.stderr.flush()
 

@@ -201,7 +201,8 @@ def render_profile(profile: Profile, top: int | None = None) -> str:
                  f"session overhead {si(profile.session_overhead_s, 's', sig=3)}")
     fusion = profile.fusion
     observed = sum(1 for p in fusion.patterns if p.source == "observed")
-    lines.append(f"fusion    {len(fusion.patterns)} pattern(s) ({observed} observed)"
+    lines.append(f"fusion    {len(fusion.patterns)} pattern(s) ({observed} added from the "
+                 "measured groups)"
                  if fusion.patterns else "fusion    none (each node is a kernel)")
     diag = profile.diagnostics
     if diag:
