@@ -60,6 +60,11 @@ FAMILY_OF: dict[str, str] = {
     **dict.fromkeys(("LSTM", "GRU", "RNN", "DynamicQuantizeLSTM"), "rnn"),
 }
 
+#: A matrix product with at most this many rows per product (m) is a matrix-vector product
+#: in effect (``gemm_gemv``): it streams its weights once and is bound by memory bandwidth,
+#: not by MACs (a classifier at batch 1, a decoder step), unlike a GEMM of the same shapes.
+GEMV_ROWS = 8
+
 #: Features every group has.
 GENERIC = ("flops", "macs", "bytes", "bytes_in", "bytes_out", "params", "elems_in",
            "elems_out", "nodes", "isolated")
@@ -71,6 +76,7 @@ SHAPE_FEATURES: dict[str, tuple[str, ...]] = {
     "conv_transpose": ("batch", "c_in", "c_out", "groups", "kernel", "stride", "hw_in",
                        "hw_out"),
     "gemm": ("m", "n", "k", "batch"),
+    "gemm_gemv": ("m", "n", "k", "batch"),
     "pool": ("channels", "kernel", "stride", "hw_in", "hw_out"),
     "global_pool": ("channels", "hw_in"),
     "norm": ("rows", "row_len"),
@@ -88,10 +94,21 @@ class GroupFeatures:
     family: str
     values: Mapping[str, float]
 
+    @property
+    def key(self) -> str:
+        """The most specific model key: the kernel op type, refined by the family where the
+        family refines the op type's own: ``Conv (depthwise)`` and ``MatMul (gemv)`` run
+        other kernels, at a small fraction of the MACs per second of a dense convolution or
+        GEMM, and a map shared with those would miss both."""
+        own = FAMILY_OF.get(self.kernel)
+        if own is None or own == self.family:
+            return self.kernel
+        return f"{self.kernel} ({self.family.removeprefix(own + '_')})"
+
     def keys(self) -> tuple[str, ...]:
-        """Model keys from the most specific to the least: the kernel op type, the family,
+        """Model keys from the most specific to the least: the kernel (`key`), the family,
         and ``generic`` (the fallback)."""
-        return tuple(dict.fromkeys((self.kernel, self.family, "generic")))
+        return tuple(dict.fromkeys((self.key, self.family, "generic")))
 
 
 def family_of(kernel: str, kind: str = "compute", depthwise: bool = False) -> str:
@@ -106,14 +123,18 @@ def family_of(kernel: str, kind: str = "compute", depthwise: bool = False) -> st
 
 def group_features(members: Sequence[NodeCost], lowered: Sequence[Lowered | None],
                    kernel: str, *, isolated: bool = False,
-                   consumers: Mapping[str, int] | None = None) -> GroupFeatures:
+                   consumers: Mapping[str, int] | None = None,
+                   cache_bytes: float | None = None) -> GroupFeatures:
     """Features of the group formed by ``members`` (topological order) run as ``kernel``.
 
     Bytes count only the tensors that enter or leave the group (what a fused kernel moves):
     inputs not produced inside it, and outputs not consumed inside it. ``consumers`` maps a
     tensor name to its number of consumers in the whole graph, when known, so that an
     output also read outside the group counts as leaving it. ``isolated`` marks a single op
-    measured alone (a calibration spec) rather than inside a network.
+    measured alone (a calibration spec) rather than inside a network. With the CPU's
+    last-level ``cache_bytes`` known, ``bytes_uncached`` is what the group moves beyond it:
+    past the cache the cost per byte jumps (a large GEMV streams its weights from DRAM at a
+    third of the bandwidth a cache-resident one gets), which a linear map cannot bend to.
     """
     produced = {o for m in members for o in m.node.outputs if o}
     used_inside: dict[str, int] = {}
@@ -149,9 +170,13 @@ def group_features(members: Sequence[NodeCost], lowered: Sequence[Lowered | None
         "isolated": 1.0 if isolated else 0.0,
     }
     values["bytes"] = values["bytes_in"] + values["bytes_out"]
+    if cache_bytes:
+        values["bytes_uncached"] = max(0.0, values["bytes"] - float(cache_bytes))
     tos = [low.tos.get("fp32") for low in lowered if low is not None and low.tos]
     values["tos_fp32"] = float(sum(t for t in tos if t is not None))
     values.update(_shape_params(family, anchor))
+    if family == "gemm" and 0 < values.get("m", GEMV_ROWS + 1) <= GEMV_ROWS:
+        family = "gemm_gemv"
     return GroupFeatures(kernel=kernel, family=family, values=values)
 
 

@@ -48,9 +48,24 @@ def _read(path: str) -> str | None:
         return None
 
 
+def cache_bytes(root: str = "/sys/devices/system/cpu/cpu0/cache") -> int | None:
+    """Size of the largest CPU cache (the last level) from sysfs (Linux), best effort."""
+    sizes = []
+    for path in Path(root).glob("index*/size"):
+        text = _read(str(path)) or ""
+        units = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
+        digits, unit = text[:-1], text[-1:].upper()
+        if unit in units and digits.isdigit():
+            sizes.append(int(digits) * units[unit])
+        elif text.isdigit():
+            sizes.append(int(text))
+    return max(sizes) if sizes else None
+
+
 @functools.lru_cache(maxsize=1)
 def machine_fingerprint() -> dict[str, Any]:
-    """CPU model and cores, governor, architecture, OS and Python of this machine."""
+    """CPU model, cores and last-level cache, governor, architecture, OS and Python of this
+    machine."""
     model, physical = _cpuinfo()
     usable: int | None
     try:
@@ -62,6 +77,7 @@ def machine_fingerprint() -> dict[str, Any]:
         "cpu_cores_logical": os.cpu_count(),
         "cpu_cores_physical": physical,
         "cpu_cores_usable": usable,
+        "cpu_cache_bytes": cache_bytes(),
         "cpu_governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
         "machine": platform.machine() or None,
         "os": platform.platform(),

@@ -141,6 +141,7 @@ def predict(graph: GraphAnalysis, profile: Profile) -> Prediction:
             if x:
                 consumers[x] = consumers.get(x, 0) + 1
     results = []
+    cache = profile.cache_bytes
     for g in groups:
         if g.kind in (FOLDED, ELIMINATED):
             results.append(_GroupResult(g, None, None))
@@ -150,7 +151,7 @@ def predict(graph: GraphAnalysis, profile: Profile) -> Prediction:
             results.append(_GroupResult(g, None, None))
             continue
         feats = group_features(members, [graph.lowered[i] for i in g.members], g.kernel,
-                               consumers=consumers)
+                               consumers=consumers, cache_bytes=cache)
         results.append(_GroupResult(g, feats, profile.models_for(feats.keys())))
     runtime_acc, energy_acc = _Accumulator(), _Accumulator()
     power_acc = _Accumulator()

@@ -32,6 +32,15 @@ TARGETS = ("runtime_s", "power_w", "energy_j")
 TRANSFORMS = ("log", "relative")
 
 
+def cache_bytes_of(hardware: Mapping[str, Any], provider: str | None) -> float | None:
+    """The last-level CPU cache that the ``bytes_uncached`` feature counts against: the
+    fingerprint's, for a CPU calibration that recorded it (fit and prediction alike)."""
+    value = hardware.get("cpu_cache_bytes")
+    if provider not in (None, "cpu") or not isinstance(value, (int, float)) or value <= 0:
+        return None
+    return float(value)
+
+
 @dataclass
 class FittedMap:
     """One fitted map: target = f(features), with what its prediction intervals need.
@@ -247,6 +256,11 @@ class Profile:
     @property
     def has_runtime(self) -> bool:
         return any(k.runtime is not None for k in self.models.values())
+
+    @property
+    def cache_bytes(self) -> float | None:
+        """The last-level CPU cache of the calibrated machine (see `cache_bytes_of`)."""
+        return cache_bytes_of(self.hardware or {}, self.provider)
 
     def models_for(self, keys: Sequence[str]) -> KeyModels | None:
         """The first of ``keys`` (most specific first) with a runtime map."""

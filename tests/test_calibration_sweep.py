@@ -15,6 +15,7 @@ from onnx_energy.calibration.sweep import (
     Settings,
     Sweep,
     fill_items,
+    finished_keys,
     interleave_sources,
     plan,
 )
@@ -144,6 +145,24 @@ def test_fill_items_outlast_the_budget_and_are_not_work_left(tmp_path: Path) -> 
     # overhead 3 s + 2 planned specs, then 2 fill specs until the next would pass 7.5 s
     assert r.planned == 3 and r.filled == 2 and r.spare == 4
     assert r.left == [] and r.budget_hit
+
+
+def test_a_resumed_run_fills_its_budget_with_rounds_not_yet_recorded(
+        tmp_path: Path) -> None:
+    items = plan(_specs(2), [])
+    first = fill_items(items, 250.0, seed=5, families=["activation"],
+                       counts={"activation": 2}, networks=False)
+    clock = FakeClock(step=1.0)
+    Sweep(items + first, tmp_path / "r.jsonl", FAST, clock=clock,
+          measure_fn=clock.wrap(measure)).run()
+    done = finished_keys(tmp_path / "r.jsonl", FAST)
+    assert {i.key for i in items + first} <= done
+    # a second 250 s run: the 3 recorded rounds again, then 3 rounds it has not measured
+    again = fill_items(items, 250.0, seed=5, families=["activation"],
+                       counts={"activation": 2}, networks=False, done=done)
+    assert [i.key for i in again[:6]] == [i.key for i in first]
+    fresh = [i for i in again if i.key not in done]
+    assert len(again) == 12 and len(fresh) == 6
 
 
 def test_ctrl_c_keeps_the_finished_items_and_the_next_run_redoes_the_rest(

@@ -192,3 +192,62 @@ def test_an_implausible_swing_inside_the_range_falls_back_to_the_linear_map():
     b = onnx_energy.analyze(model(), profile=_with_conv_maps(near, flops_map(2e-9)))
     assert b.prediction.nodes[0].runtime_s == pytest.approx(6e-9 * (1 + CONV_GROUP_FLOPS))
     assert not b.prediction.nodes[0].extrapolated
+
+
+def linear_map(feature: str, per_unit_s: float) -> FittedMap:
+    """runtime = per_unit_s * feature, exactly (a relative-error linear map, no intercept)."""
+    return FittedMap(target="runtime_s", transform="relative", features=[feature],
+                     log_features=[False], mean=[0.0], scale=[1.0], powers=[[1]],
+                     coef=[per_unit_s], cov=[[0.0]], sigma2=0.0, dof=100, t_quantile=T90)
+
+
+def regime_model():
+    nodes = [helper.make_node("Conv", ["x", "dw"], ["d"], name="depthwise", group=4,
+                              pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["d", "pw"], ["p"], name="pointwise"),
+             helper.make_node("Flatten", ["p"], ["f"], name="flat"),
+             helper.make_node("Gemm", ["f", "g"], ["y"], name="fc", transB=1)]
+    return make_model(nodes, [("x", [1, 4, 4, 4], F)], [("y", None, F)],
+                      {"dw": weights(4, 1, 3, 3), "pw": weights(8, 4, 1, 1),
+                       "g": weights(5, 128)})
+
+
+def test_depthwise_convs_and_gemvs_have_keys_of_their_own():
+    base = profile()
+    base.models["Conv (depthwise)"] = KeyModels("Conv (depthwise)", "kernel",
+                                                "conv_depthwise",
+                                                runtime=linear_map("macs", 1e-6))
+    base.models["Gemm (gemv)"] = KeyModels("Gemm (gemv)", "kernel", "gemm_gemv",
+                                           runtime=linear_map("bytes", 1e-9))
+    a = onnx_energy.analyze(regime_model(), profile=base)
+    by = {n.name: p for n, p in zip(a.nodes, a.prediction.nodes, strict=True)}
+    assert by["depthwise"].predictor == "Conv (depthwise)"
+    assert by["depthwise"].runtime_s == pytest.approx(1e-6 * 4 * 16 * 9)  # 576 MACs
+    assert by["pointwise"].predictor == "Conv"  # a dense conv keeps the Conv map
+    # a 1-row Gemm streams its weights: 5x128 weights + 5 outputs... all as float32 bytes
+    gemv_bytes = 4 * (128 + 5 * 128 + 5)
+    assert by["fc"].predictor == "Gemm (gemv)"
+    assert by["fc"].runtime_s == pytest.approx(1e-9 * gemv_bytes)
+
+
+def test_bytes_beyond_the_calibrated_cache_are_a_feature_of_their_own():
+    hardware = dict(machine_fingerprint(), cpu_cache_bytes=1000)
+    base = profile(hardware=hardware)
+    base.models["Gemm (gemv)"] = KeyModels("Gemm (gemv)", "kernel", "gemm_gemv",
+                                           runtime=linear_map("bytes_uncached", 1e-9))
+    a = onnx_energy.analyze(regime_model(), profile=base)
+    fc = a.prediction.nodes[-1]
+    assert fc.runtime_s == pytest.approx(1e-9 * (4 * (128 + 5 * 128 + 5) - 1000))
+    assert base.cache_bytes == 1000.0
+    base.provider = "cuda"  # the CPU's cache says nothing of a GPU run
+    assert base.cache_bytes is None
+
+
+def test_the_last_level_cache_is_read_from_sysfs(tmp_path):
+    from onnx_energy.machine import cache_bytes
+
+    for i, size in enumerate(["32K", "512K", "32768K"]):
+        (tmp_path / f"index{i}").mkdir()
+        (tmp_path / f"index{i}" / "size").write_text(size + "\n")
+    assert cache_bytes(str(tmp_path)) == 32768 * 1024
+    assert cache_bytes(str(tmp_path / "missing")) is None

@@ -64,8 +64,10 @@ class Row:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def rows_from_records(records: Iterable[Mapping[str, Any]]) -> list[Row]:
-    """Training rows of op and group records (model and code records are not rows)."""
+def rows_from_records(records: Iterable[Mapping[str, Any]],
+                      cache_bytes: float | None = None) -> list[Row]:
+    """Training rows of op and group records (model and code records are not rows);
+    ``cache_bytes`` is the calibrated CPU's last-level cache (see `group_features`)."""
     runs: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
     for r in records:
         if r.get("kind") not in ("op", "group"):
@@ -74,10 +76,11 @@ def rows_from_records(records: Iterable[Mapping[str, Any]]) -> list[Row]:
         key = (r["kind"], str(r.get("run_id") or id(r)), str(ident or ""))
         runs.setdefault(key, []).append(r)
     cache: dict[str, GroupFeatures | str] = {}
-    return [_row(windows, cache) for windows in runs.values()]
+    return [_row(windows, cache, cache_bytes) for windows in runs.values()]
 
 
-def _row(windows: Sequence[Mapping[str, Any]], cache: dict[str, GroupFeatures | str]) -> Row:
+def _row(windows: Sequence[Mapping[str, Any]], cache: dict[str, GroupFeatures | str],
+         cache_bytes: float | None) -> Row:
     first = windows[0]
     kind = str(first["kind"])
     runner = str((first.get("runner") or {}).get("name") or "onnxruntime")
@@ -103,7 +106,7 @@ def _row(windows: Sequence[Mapping[str, Any]], cache: dict[str, GroupFeatures | 
     try:
         cached = cache.get(config)
         if cached is None:
-            cached = cache[config] = _features(kind, nodes, first)
+            cached = cache[config] = _features(kind, nodes, first, cache_bytes)
     except Exception as exc:  # a spec the passes cannot rebuild: counted, never dropped
         cached = cache[config] = f"features not computable: {type(exc).__name__}: {exc}"[:200]
     if isinstance(cached, str):
@@ -113,8 +116,8 @@ def _row(windows: Sequence[Mapping[str, Any]], cache: dict[str, GroupFeatures | 
     return row
 
 
-def _features(kind: str, nodes: Sequence[Mapping[str, Any]],
-              record: Mapping[str, Any]) -> GroupFeatures | str:
+def _features(kind: str, nodes: Sequence[Mapping[str, Any]], record: Mapping[str, Any],
+              cache_bytes: float | None = None) -> GroupFeatures | str:
     if not nodes:
         return "no node specs"
     model = graph_of_specs(nodes)
@@ -123,7 +126,8 @@ def _features(kind: str, nodes: Sequence[Mapping[str, Any]],
     if bad:
         return f"{bad[0].node.op_type}: {bad[0].reason or bad[0].status.value}"
     kernel = main_kernel(record, nodes) if kind == "group" else str(nodes[0]["op_type"])
-    return group_features(analysed.costs, analysed.lowered, kernel, isolated=(kind == "op"))
+    return group_features(analysed.costs, analysed.lowered, kernel, isolated=(kind == "op"),
+                          cache_bytes=cache_bytes)
 
 
 def main_kernel(record: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]]) -> str:

@@ -46,7 +46,7 @@ from ..errors import FitError
 from ..features import GENERIC, SHAPE_FEATURES
 from ..fusion import NO_FUSION, FusionRules, Pattern, default_rules
 from ..measure.records import read_records
-from ..profile import FittedMap, KeyModels, Profile
+from ..profile import FittedMap, KeyModels, Profile, cache_bytes_of
 from .dataset import Row, main_kernel, rows_from_records
 
 Progress = Callable[[str], None]
@@ -56,8 +56,8 @@ MIN_ROWS = 12
 #: Rows whose windows disagree more than this (coefficient of variation) are excluded.
 MAX_CV = 0.25
 CONFIDENCE = 0.90
-MAC_FAMILIES = frozenset({"conv", "conv_depthwise", "conv_transpose", "gemm", "attention",
-                          "rnn"})
+MAC_FAMILIES = frozenset({"conv", "conv_depthwise", "conv_transpose", "gemm", "gemm_gemv",
+                          "attention", "rnn"})
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,8 @@ class Candidate:
 def candidates(family: str, varying: set[str]) -> list[Candidate]:
     """The candidate forms for a family, over the features that vary in its rows."""
     work = "macs" if family in MAC_FAMILIES and "macs" in varying else "flops"
-    work_feats = tuple(f for f in ((work, "bytes") if family != "movement" else ("bytes",))
+    work_feats = tuple(f for f in ((work, "bytes", "bytes_uncached") if family != "movement"
+                                   else ("bytes", "bytes_uncached"))
                        if f in varying)
     extra = ("isolated",) if "isolated" in varying else ()
     shape = tuple(f for f in SHAPE_FEATURES.get(family, ("elems_out",))
@@ -399,7 +400,7 @@ def _choose(rows: Sequence[Row], family: str, y: np.ndarray, seed: int,
     sample = _selection_sample(rows, seed)
     rows, y = [rows[i] for i in sample], y[sample]
     names = list(dict.fromkeys(
-        ("macs", "flops", "bytes", *SHAPE_FEATURES.get(family, ("elems_out",)),
+        ("macs", "flops", "bytes", "bytes_uncached", *SHAPE_FEATURES.get(family, ("elems_out",)),
          *(f for f in GENERIC if f not in ("macs", "flops", "bytes")))))
     table = _matrix(rows, names)
     column = {f: i for i, f in enumerate(names)}
@@ -608,7 +609,9 @@ def fit_profile(record_paths: Sequence[str | os.PathLike[str]], *,
         raise FitError("no records to fit in " + ", ".join(str(p) for p in record_paths))
     records, mixed = _select(records, provider, threads)
     say(f"{len(records):,} records; computing features")
-    rows = rows_from_records(records)
+    hardware = _hardware(records)
+    the_provider = provider or _common(records, "provider")
+    rows = rows_from_records(records, cache_bytes=cache_bytes_of(hardware, the_provider))
     usable = [r for r in rows if r.features is not None and r.excluded is None]
     if not usable:
         reasons = Counter(r.excluded for r in rows)
@@ -623,7 +626,7 @@ def fit_profile(record_paths: Sequence[str | os.PathLike[str]], *,
     by_family: dict[str, list[Row]] = {}
     for r in usable:
         assert r.features is not None
-        by_kernel.setdefault(r.features.kernel, []).append(r)
+        by_kernel.setdefault(r.features.key, []).append(r)
         by_family.setdefault(r.features.family, []).append(r)
     # Keys from the most specific (a kernel op type) to the family: a kernel without rows
     # of its own is predicted by its family's maps, and anything else by the generic one.
@@ -652,7 +655,6 @@ def fit_profile(record_paths: Sequence[str | os.PathLike[str]], *,
     fusion = _fusion_rules(runner, provider or _common(records, "provider"), records)
     overhead = _session_overhead(records)
     excluded = Counter(r.excluded.split(":")[0] for r in rows if r.excluded)
-    hardware = _hardware(records)
     return Profile(
         name=name or _default_name(hardware, provider or _common(records, "provider"),
                                    threads if threads is not None

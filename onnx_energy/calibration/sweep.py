@@ -30,7 +30,7 @@ import os
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,29 +142,38 @@ def plan(specs: Sequence[OpSpec], networks: Sequence[Item]) -> list[Item]:
 FILL_ROUND_S = 120.0
 #: Network variations per fill round.
 FILL_NETWORKS = 15
+#: At most this many fill rounds (a bound on resuming a record file forever).
+FILL_ROUNDS_MAX = 200
 
 
 def fill_items(planned: Sequence[Item], budget_s: float, *, seed: int,
                families: Sequence[str], counts: Mapping[str, int] | None = None,
-               networks: bool = True) -> list[Item]:
+               networks: bool = True, done: Collection[str] = ()) -> list[Item]:
     """What a budgeted sweep measures once its plan is done: rounds of fresh random specs
     (seeds ``seed + 1``, ``seed + 2``, ...) and network variations, interleaved like the
     plan, enough to outlast the budget. They are optional: the budget ends them without
-    leaving work for the next run, and a resumed run continues them."""
+    leaving work for the next run, and a resumed run continues them: rounds whose items
+    are all in ``done`` (the record file's finished keys) do not count towards the budget."""
     from .networks import random_networks
     from .specs import random_specs
 
-    rounds = max(1, math.ceil(budget_s / FILL_ROUND_S))
+    wanted = max(1, math.ceil(budget_s / FILL_ROUND_S))
     seen = {i.key for i in planned}
-    nets = list(random_networks(FILL_NETWORKS * rounds, seed)) if networks else []
+    nets = random_networks(FILL_ROUNDS_MAX * FILL_NETWORKS, seed) if networks else iter(())
     out: list[Item] = []
-    for k in range(rounds):
+    fresh = 0
+    for k in range(FILL_ROUNDS_MAX):
         specs = random_specs(counts, seed=seed + 1 + k, families=families)
-        round_nets = [network_item(n) for n in nets[k * FILL_NETWORKS:(k + 1) * FILL_NETWORKS]]
+        round_nets = [network_item(n) for n in itertools.islice(nets, FILL_NETWORKS)]
+        new = []
         for item in plan(specs, round_nets):
             if item.kind != "overhead" and item.key not in seen:
                 seen.add(item.key)
-                out.append(dataclasses.replace(item, optional=True))
+                new.append(dataclasses.replace(item, optional=True))
+        out += new
+        fresh += any(i.key not in done for i in new)
+        if fresh >= wanted:
+            break
     return out
 
 
@@ -213,6 +222,23 @@ Clock = Callable[[], float]
 MeasureFn = Callable[..., Measurement]
 
 
+def finished_keys(records: str | os.PathLike[str], settings: Settings,
+                  sensor_name: str | None = None) -> set[str]:
+    """Keys of the items a record file holds, finished, for these settings' provider and
+    thread count (and sensor, when named)."""
+    return {r["item"] for r in _item_records(Path(records), settings, sensor_name)
+            if r.get("item_complete")}
+
+
+def _item_records(path: Path, s: Settings, sensor_name: str | None) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [r for r in read_records(path).records
+            if r.get("provider") == s.provider and r.get("threads") == s.threads
+            and (sensor_name is None or r.get("sensor") == sensor_name)
+            and isinstance(r.get("item"), str)]
+
+
 class Sweep:
     """Runs items into a record file (see the module docstring)."""
 
@@ -236,12 +262,7 @@ class Sweep:
     def finished(self, sensor_name: str) -> tuple[set[str], Overheads | None]:
         """Keys of the items this record file already holds, finished, for this provider,
         thread count and sensor; and the overheads it recorded, if any."""
-        if not self.records.exists():
-            return set(), None
-        s = self.settings
-        recs = [r for r in read_records(self.records).records
-                if r.get("provider") == s.provider and r.get("threads") == s.threads
-                and r.get("sensor") == sensor_name and isinstance(r.get("item"), str)]
+        recs = _item_records(self.records, self.settings, sensor_name)
         done = {r["item"] for r in recs if r.get("item_complete")}
         overhead = None
         if OVERHEAD_KEY in done:

@@ -139,7 +139,8 @@ def run_command(dims: dict[str, int], batch_size: int | None, provider: str, thr
     items = sw.plan(specs, net_items)
     if budget is not None:  # the plan may end early: more of the same fills the budget
         items += sw.fill_items(items, budget, seed=seed, families=fams, counts=counts,
-                               networks=networks)
+                               networks=networks,
+                               done=sw.finished_keys(record_path, settings))
     line = ProgressLine("calibrating", enabled=not quiet, log_every_s=10.0)
     if mined is not None:
         click.echo(f"mined {len(mined.specs)} distinct configurations from "
