@@ -13,7 +13,7 @@ This module imports no scikit-learn and no onnxruntime (prediction stays numpy-o
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from .graph import TensorInfo
@@ -67,7 +67,11 @@ GEMV_ROWS = 8
 
 #: Features every group has.
 GENERIC = ("flops", "macs", "bytes", "bytes_in", "bytes_out", "params", "elems_in",
-           "elems_out", "nodes", "isolated")
+           "elems_out", "nodes", "isolated", "lead")
+#: Features that grow in proportion to ``lead`` (the batch; see `_lead`): per-sample maps
+#: read them divided by it (`profile.per_sample`).
+PER_SAMPLE = frozenset({"flops", "macs", "bytes_act", "bytes_out", "bytes_uncached",
+                        "elems_in", "elems_out", "tos_fp32", "gemm_n", "channels", "rows"})
 #: Shape parameters of the group's main node, by family.
 SHAPE_FEATURES: dict[str, tuple[str, ...]] = {
     "conv": ("batch", "c_in", "c_out", "groups", "kernel", "stride", "hw_in", "hw_out",
@@ -124,7 +128,8 @@ def family_of(kernel: str, kind: str = "compute", depthwise: bool = False) -> st
 def group_features(members: Sequence[NodeCost], lowered: Sequence[Lowered | None],
                    kernel: str, *, isolated: bool = False,
                    consumers: Mapping[str, int] | None = None,
-                   cache_bytes: float | None = None) -> GroupFeatures:
+                   cache_bytes: float | None = None,
+                   weights: Collection[str] = ()) -> GroupFeatures:
     """Features of the group formed by ``members`` (topological order) run as ``kernel``.
 
     Bytes count only the tensors that enter or leave the group (what a fused kernel moves):
@@ -135,6 +140,8 @@ def group_features(members: Sequence[NodeCost], lowered: Sequence[Lowered | None
     last-level ``cache_bytes`` known, ``bytes_uncached`` is what the group moves beyond it:
     past the cache the cost per byte jumps (a large GEMV streams its weights from DRAM at a
     third of the bandwidth a cache-resident one gets), which a linear map cannot bend to.
+    ``weights`` names the graph's initializers: ``bytes_act`` is the traffic without them
+    (what grows with the batch).
     """
     produced = {o for m in members for o in m.node.outputs if o}
     used_inside: dict[str, int] = {}
@@ -170,6 +177,8 @@ def group_features(members: Sequence[NodeCost], lowered: Sequence[Lowered | None
         "isolated": 1.0 if isolated else 0.0,
     }
     values["bytes"] = values["bytes_in"] + values["bytes_out"]
+    values["bytes_act"] = values["bytes"] - float(
+        sum(_nbytes(t) for name, t in ins.items() if name in weights))
     if cache_bytes:
         values["bytes_uncached"] = max(0.0, values["bytes"] - float(cache_bytes))
     tos = [low.tos.get("fp32") for low in lowered if low is not None and low.tos]
@@ -177,6 +186,7 @@ def group_features(members: Sequence[NodeCost], lowered: Sequence[Lowered | None
     values.update(_shape_params(family, anchor))
     if family == "gemm" and 0 < values.get("m", GEMV_ROWS + 1) <= GEMV_ROWS:
         family = "gemm_gemv"
+    values["lead"] = float(_lead(family, anchor, weights))
     return GroupFeatures(kernel=kernel, family=family, values=values)
 
 
@@ -200,6 +210,19 @@ def _depthwise(m: NodeCost) -> bool:
     x = m.inputs[0] if m.inputs else None
     c_in = x.shape[1] if x is not None and x.shape is not None and len(x.shape) > 1 else None
     return groups > 1 and isinstance(c_in, int) and groups == c_in
+
+
+def _lead(family: str, m: NodeCost, weights: Collection[str]) -> int:
+    """What the group's cost is proportional to, where it is: the batch (the leading dim
+    of the main node's first input that is not a weight: a Gather's indices, not its
+    table); 1 for matrix products, whose rows share one read of the weights (a GEMV
+    streams the same weights for 1 row as for 8), and where it is unknown."""
+    if family in ("gemm", "gemm_gemv"):
+        return 1
+    data = next((t for t in m.inputs if t.name not in weights), None)
+    if data is None or not data.is_static or len(data.static_shape) < 2:
+        return 1
+    return max(int(data.static_shape[0]), 1)
 
 
 def _shape_params(family: str, m: NodeCost) -> dict[str, float]:

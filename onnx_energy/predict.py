@@ -151,7 +151,8 @@ def predict(graph: GraphAnalysis, profile: Profile) -> Prediction:
             results.append(_GroupResult(g, None, None))
             continue
         feats = group_features(members, [graph.lowered[i] for i in g.members], g.kernel,
-                               consumers=consumers, cache_bytes=cache)
+                               consumers=consumers, cache_bytes=cache,
+                               weights=graph.model.weights)
         results.append(_GroupResult(g, feats, profile.models_for(feats.keys())))
     runtime_acc, energy_acc = _Accumulator(), _Accumulator()
     power_acc = _Accumulator()

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ProfileError
+from .features import PER_SAMPLE
 from .fusion import NO_FUSION, FusionRules
 
 PROFILE_SCHEMA = "onnx-energy/profile/1"
@@ -30,6 +31,32 @@ TARGETS = ("runtime_s", "power_w", "energy_j")
 #: Transforms of a target: ``log`` fits log(y) by OLS; ``relative`` fits y by WLS with
 #: weights 1/y², i.e. for relative error, and keeps additive terms (a per-call overhead).
 TRANSFORMS = ("log", "relative")
+
+
+def per_sample(x: np.ndarray, features: Sequence[str],
+               per: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``x`` (columns ``features``) as one sample's, and each row's batch (the
+    ``per`` column): the features that grow with the batch (`PER_SAMPLE`) divided by it,
+    ``bytes`` with only its ``bytes_act`` part divided (one call reads the weights once,
+    whatever the batch), and the batch column set to 1."""
+    out = np.array(x, dtype=np.float64)
+    names = list(features)
+    lead = np.maximum(out[:, names.index(per)], 1.0)
+    act = out[:, names.index("bytes_act")].copy() if "bytes_act" in names else None
+    for j, f in enumerate(names):
+        if f == "bytes" and act is not None:
+            out[:, j] = out[:, j] - act + act / lead
+        elif f in PER_SAMPLE:
+            out[:, j] = out[:, j] / lead
+    out[:, names.index(per)] = 1.0
+    return out, lead
+
+
+def auxiliary(features: Sequence[str], per: str) -> list[bool]:
+    """The columns a per-sample map reads but never uses as terms: the batch, and
+    ``bytes_act`` where it only serves to make ``bytes`` one sample's."""
+    return [bool(per) and (f == per or (f == "bytes_act" and "bytes" in features))
+            for f in features]
 
 
 def cache_bytes_of(hardware: Mapping[str, Any], provider: str | None) -> float | None:
@@ -70,15 +97,27 @@ class FittedMap:
     high: list[float] = field(default_factory=list)
     candidate: str = ""
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    #: A per-sample map names its batch feature (``lead``): it maps one sample's features
+    #: (`per_sample`) to the target per sample, and predicts that times the batch.
+    per: str = ""
 
     # ------------------------------------------------------------------ evaluation
 
-    def transformed(self, x: np.ndarray) -> np.ndarray:
-        """Features after the log transform (rows are points, columns ``features``)."""
+    def lead(self, x: np.ndarray) -> np.ndarray:
+        """Per row: the batch of a per-sample map (1 for other maps)."""
         x = np.asarray(x, dtype=np.float64)
+        if not self.per:
+            return np.ones(len(x))
+        return per_sample(x, self.features, self.per)[1]
+
+    def transformed(self, x: np.ndarray) -> np.ndarray:
+        """Features as one sample's (per-sample maps) and after the log transform (rows are
+        points, columns ``features``)."""
+        out = np.array(x, dtype=np.float64)
+        if self.per:
+            out = per_sample(out, self.features, self.per)[0]
         logs = np.asarray(self.log_features, dtype=bool)
-        out = x.copy()
-        out[:, logs] = np.log1p(np.maximum(x[:, logs], 0.0))
+        out[:, logs] = np.log1p(np.maximum(out[:, logs], 0.0))
         return out
 
     def design(self, x: np.ndarray) -> np.ndarray:
@@ -122,6 +161,9 @@ class FittedMap:
             lo, hi = np.maximum(y - half, 0.0), y + half
             grad = phi
             resid_rel = np.full(len(y), self.sigma2)
+        if self.per:
+            n = self.lead(x)
+            y, lo, hi, grad = y * n, lo * n, hi * n, grad * n[:, None]
         return MapPrediction(y, lo, hi, grad, resid_rel, self.outside(x))
 
     # ------------------------------------------------------------------- JSON
@@ -133,6 +175,7 @@ class FittedMap:
                 "powers": self.powers, "coef": self.coef, "cov": self.cov,
                 "sigma2": self.sigma2, "dof": self.dof, "t_quantile": self.t_quantile,
                 "low": self.low, "high": self.high, "candidate": self.candidate,
+                **({"per": self.per} if self.per else {}),
                 "diagnostics": self.diagnostics}
 
     @classmethod
@@ -147,7 +190,7 @@ class FittedMap:
                    t_quantile=float(d["t_quantile"]), low=[float(v) for v in d.get("low", [])],
                    high=[float(v) for v in d.get("high", [])],
                    candidate=str(d.get("candidate", "")),
-                   diagnostics=dict(d.get("diagnostics", {})))
+                   diagnostics=dict(d.get("diagnostics", {})), per=str(d.get("per", "")))
 
 
 @dataclass

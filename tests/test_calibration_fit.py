@@ -39,11 +39,12 @@ def conv_macs(b, c, o, k, h):
 
 
 def law_records(n=60, seed=0, noise=0.0):
-    """Runtime = exp(-20 + 0.9 log1p(MACs) + 0.15 log1p(bytes)), energy = 25 W x runtime."""
+    """Runtime = exp(-20 + 0.9 log1p(MACs) + 0.15 log1p(bytes)), energy = 25 W x runtime,
+    at batch 1 (where the batch varies, forms are fitted per sample: `batch_law_records`)."""
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
-        b, c, o = int(rng.integers(1, 4)), int(rng.integers(2, 48)), int(rng.integers(2, 48))
+        b, c, o = 1, int(rng.integers(2, 48)), int(rng.integers(2, 48))
         k, h = int(rng.choice([1, 3, 5])), int(rng.integers(4, 40))
         macs = conv_macs(b, c, o, k, h)
         nbytes = 4 * (b * c * h * h + o * c * k * k + o + b * o * h * h)
@@ -51,6 +52,42 @@ def law_records(n=60, seed=0, noise=0.0):
                      + noise * rng.normal())
         out.append(conv_record(i, b, c, o, k, h, t, 25.0 * t))
     return out
+
+
+def batch_law_records(n=80, seed=3, noise=0.01):
+    """Runtime = B x exp(-21 + 0.95 log1p(MACs / B)): per sample, a power law of one
+    sample's work; energy = 30 W x runtime."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        b, c, o = int(rng.integers(1, 64)), int(rng.integers(2, 48)), int(rng.integers(2, 48))
+        k, h = int(rng.choice([1, 3, 5])), int(rng.integers(4, 40))
+        per = conv_macs(1, c, o, k, h)
+        t = b * math.exp(-21 + 0.95 * math.log1p(per) + noise * rng.normal())
+        out.append(conv_record(i, b, c, o, k, h, t, 30.0 * t))
+    return out
+
+
+def test_where_the_batch_varies_maps_are_per_sample_and_linear_in_it():
+    rows = rows_from_records(batch_law_records())
+    km = fit_key("Conv", "kernel", "conv", rows)
+    fmap = km.runtime
+    assert fmap is not None and fmap.per == "lead" and fmap.candidate.endswith("-per-sample")
+    assert fmap.diagnostics["cv_rmspe"] < 0.03  # the law, to within its 1% noise
+    # the same sample at batch 1 and at batch 8 (outside no range): 8 times the cost
+    one = next(r for r in rows if r.features.values["lead"] == 1.0)
+    x1 = np.asarray([[one.features.values[f] for f in fmap.features]])
+    x8 = x1.copy()
+    for j, f in enumerate(fmap.features):
+        if f in ("macs", "flops", "bytes_act", "elems_in", "elems_out", "gemm_n", "lead",
+                 "bytes_out", "tos_fp32"):
+            x8[0, j] *= 8
+        elif f == "bytes":  # the weights are read once, whatever the batch
+            act = one.features.values["bytes_act"]
+            x8[0, j] += 7 * act
+    assert fmap.predict(x8).y[0] == pytest.approx(8 * fmap.predict(x1).y[0], rel=1e-9)
+    # power does not grow with the batch: its map is never per sample
+    assert km.power is not None and not km.power.per
 
 
 def test_fit_recovers_the_coefficients_of_a_known_law():
@@ -78,11 +115,14 @@ def test_candidate_selection_prefers_the_true_form():
 
 
 @pytest.mark.parametrize("name", ["loglinear-work", "poly2-all-lasso", "poly3-all-lasso",
-                                  "linear-work"])
+                                  "linear-work", "poly2-all-lasso-per-sample",
+                                  "loglinear-work-per-sample"])
 def test_numpy_prediction_equals_the_scikit_learn_pipeline(name, tmp_path: Path):
-    rows = rows_from_records(law_records(n=80, noise=0.03, seed=1))
+    per = name.endswith("-per-sample")
+    rows = rows_from_records(batch_law_records(noise=0.03) if per
+                             else law_records(n=80, noise=0.03, seed=1))
     varying = {"macs", "flops", "bytes", "c_in", "c_out", "kernel", "hw_in", "hw_out",
-               "batch"}
+               "batch"} | ({"lead"} if per else set())
     cand = next(c for c in candidates("conv", varying) if c.name == name)
     x = np.asarray([[r.features.values[f] for f in cand.features] for r in rows])
     y = np.asarray([r.runtime_s for r in rows])
@@ -97,6 +137,8 @@ def test_numpy_prediction_equals_the_scikit_learn_pipeline(name, tmp_path: Path)
     numpy_pred = loaded.predict(probe).y
     sk = pipe.predict(probe)
     sk = np.exp(sk) if cand.transform == "log" else sk
+    if per:  # the pipeline predicts per sample
+        sk = sk * np.maximum(probe[:, list(cand.features).index("lead")], 1.0)
     assert numpy_pred == pytest.approx(sk, rel=1e-9)
 
 

@@ -127,7 +127,7 @@ def _features(kind: str, nodes: Sequence[Mapping[str, Any]], record: Mapping[str
         return f"{bad[0].node.op_type}: {bad[0].reason or bad[0].status.value}"
     kernel = main_kernel(record, nodes) if kind == "group" else str(nodes[0]["op_type"])
     return group_features(analysed.costs, analysed.lowered, kernel, isolated=(kind == "op"),
-                          cache_bytes=cache_bytes)
+                          cache_bytes=cache_bytes, weights=analysed.model.weights)
 
 
 def main_kernel(record: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]]) -> str:

@@ -46,13 +46,22 @@ from ..errors import FitError
 from ..features import GENERIC, SHAPE_FEATURES
 from ..fusion import NO_FUSION, FusionRules, Pattern, default_rules
 from ..measure.records import read_records
-from ..profile import FittedMap, KeyModels, Profile, cache_bytes_of
+from ..profile import (
+    FittedMap,
+    KeyModels,
+    Profile,
+    auxiliary,
+    cache_bytes_of,
+    per_sample,
+)
 from .dataset import Row, main_kernel, rows_from_records
 
 Progress = Callable[[str], None]
 
 #: Rows a model key needs to get maps of its own (else its family's, else generic).
 MIN_ROWS = 12
+#: Appended to a form's name when it is fitted per sample.
+PER_SAMPLE_SUFFIX = "-per-sample"
 #: Rows whose windows disagree more than this (coefficient of variation) are excluded.
 MAX_CV = 0.25
 CONFIDENCE = 0.90
@@ -74,10 +83,24 @@ class Candidate:
     #: Non-negative coefficients on uncentred features (a fixed cost plus costs that grow
     #: with the work): never negative, and linear in the work outside the data.
     nonneg: bool = False
+    #: Per sample: the batch feature (the last of ``features``, never a term) that the
+    #: target and the features are divided by (`profile.per_sample`): linear in the batch.
+    per: str = ""
+
+    @property
+    def form(self) -> str:
+        """The form's name without the per-sample suffix."""
+        return self.name.removesuffix(PER_SAMPLE_SUFFIX)
+
+    @property
+    def aux(self) -> list[bool]:
+        """Columns read but never terms (a per-sample form's batch and bytes_act)."""
+        return auxiliary(self.features, self.per)
 
 
 def candidates(family: str, varying: set[str]) -> list[Candidate]:
-    """The candidate forms for a family, over the features that vary in its rows."""
+    """The candidate forms for a family, over the features that vary in its rows (per
+    sample where ``lead``, the batch, is among them)."""
     work = "macs" if family in MAC_FAMILIES and "macs" in varying else "flops"
     work_feats = tuple(f for f in ((work, "bytes", "bytes_uncached") if family != "movement"
                                    else ("bytes", "bytes_uncached"))
@@ -111,7 +134,24 @@ def candidates(family: str, varying: set[str]) -> list[Candidate]:
     aug_logs = tuple(False for _ in raw) + tuple(True for _ in raw) + tuple(False for _ in extra)
     out.append(Candidate("poly2-aug-lasso", "log", aug, aug_logs, degree=2,
                          interaction_only=True, lasso=True))
+    if "lead" in varying:
+        # A batch of B independent samples costs B times one: real layers measured at 25
+        # batch sizes (Getzner et al.) are linear in the batch to within their noise, while
+        # forms free to bend in it, fitted on a random sweep, mispredict them by -25% at
+        # batch 1 and +10% at 256. Where the rows' batch varies, every form is per sample.
+        out = [_per_sample(c) for c in out]
     return out
+
+
+def _per_sample(c: Candidate) -> Candidate:
+    """The form per sample: the batch dropped, and the columns `profile.per_sample` needs
+    (the batch, bytes_act) appended as auxiliaries."""
+    keep = [i for i, f in enumerate(c.features) if f not in ("batch", "m")]  # lead's factors
+    feats = tuple(c.features[i] for i in keep)
+    aux = (("bytes_act",) if "bytes" in feats else ()) + ("lead",)
+    return dataclasses.replace(
+        c, name=c.name + PER_SAMPLE_SUFFIX, features=feats + aux,
+        log=tuple(c.log[i] for i in keep) + tuple(False for _ in aux), per="lead")
 
 
 # ------------------------------------------------------------------------ the design
@@ -126,11 +166,20 @@ def _powers(n_features: int, degree: int, interaction_only: bool) -> np.ndarray:
     return np.asarray(poly.powers_, dtype=np.int64)
 
 
-def _transform(x: np.ndarray, logs: Sequence[bool]) -> np.ndarray:
+def _transform(x: np.ndarray, logs: Sequence[bool], per: str = "",
+               features: Sequence[str] = ()) -> np.ndarray:
+    """One sample's features (per-sample forms: `profile.per_sample`), then log(1 + x)
+    where ``logs`` marks them: what `FittedMap.transformed` computes."""
     out = np.array(x, dtype=np.float64)
+    if per:
+        out = per_sample(out, features, per)[0]
     mask = np.asarray(logs, dtype=bool)
     out[:, mask] = np.log1p(np.maximum(out[:, mask], 0.0))
     return out
+
+
+def _lead(c: Candidate, x: np.ndarray) -> np.ndarray:
+    return per_sample(x, c.features, c.per)[1] if c.per else np.ones(len(x))
 
 
 def _design(z: np.ndarray, powers: np.ndarray) -> np.ndarray:
@@ -153,11 +202,12 @@ class _Fitted:
     coef: np.ndarray
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        z = (_transform(x, self.candidate.log) - self.mean) / self.scale
+        c = self.candidate
+        z = (_transform(x, c.log, c.per, c.features) - self.mean) / self.scale
         yt = _design(z, self.powers) @ self.coef
-        if self.candidate.transform == "log":
-            return np.exp(np.clip(yt, -700, 700))
-        return yt
+        if c.transform == "log":
+            return np.exp(np.clip(yt, -700, 700)) * _lead(c, x)
+        return yt * _lead(c, x)
 
 
 def _select_terms(c: Candidate, phi: np.ndarray, yt: np.ndarray, powers: np.ndarray,
@@ -184,12 +234,15 @@ def _select_terms(c: Candidate, phi: np.ndarray, yt: np.ndarray, powers: np.ndar
 
 def _fit(c: Candidate, x: np.ndarray, y: np.ndarray, seed: int,
          terms: np.ndarray | None = None) -> _Fitted | None:
-    t = _transform(x, c.log)
+    t = _transform(x, c.log, c.per, c.features)
     mean = np.zeros(t.shape[1]) if c.nonneg else t.mean(axis=0)
     scale = t.std(axis=0)
     scale[scale < 1e-12] = 1.0
     z = (t - mean) / scale
     powers = _powers(len(c.features), c.degree, c.interaction_only) if terms is None else terms
+    if c.per:  # the batch (and bytes_act) are never terms
+        powers = powers[~np.any(powers[:, np.asarray(c.aux, dtype=bool)] > 0, axis=1)]
+    y = y / _lead(c, x)
     if c.transform == "log":
         yt, w = np.log(y), np.ones_like(y)
     else:
@@ -302,15 +355,16 @@ def final_map(c: Candidate, x: np.ndarray, y: np.ndarray, target: str, seed: int
     fitted = _fit(c, x, y, seed)
     if fitted is None:
         raise FitError(f"{target}: too few rows for {c.name}")
-    t = _transform(x, c.log)
+    t = _transform(x, c.log, c.per, c.features)
     z = (t - fitted.mean) / fitted.scale
     phi = _design(z, fitted.powers)
+    ys = y / _lead(c, x)  # per sample, for per-sample forms
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if c.transform == "log":
-            res = sm.OLS(np.log(y), phi).fit()
+            res = sm.OLS(np.log(ys), phi).fit()
         else:
-            res = sm.WLS(y, phi, weights=1.0 / y ** 2).fit()
+            res = sm.WLS(ys, phi, weights=1.0 / ys ** 2).fit()
     dof = int(res.df_resid)
     params = fitted.coef if c.nonneg else np.asarray(res.params)
     pred = fitted.predict(x)
@@ -324,15 +378,17 @@ def final_map(c: Candidate, x: np.ndarray, y: np.ndarray, target: str, seed: int
         t_quantile=float(stats.t.ppf(0.5 + confidence / 2, max(dof, 1))),
         low=t.min(axis=0).tolist(), high=t.max(axis=0).tolist(), candidate=c.name,
         diagnostics={"n": int(len(y)), "r2": 1 - ss_res / ss_tot if ss_tot > 0 else None,
-                     "rmspe": _rmspe(pred, y), "terms": len(fitted.powers)})
+                     "rmspe": _rmspe(pred, y), "terms": len(fitted.powers)},
+        per=c.per)
     return fmap, sklearn_pipeline(c, fitted, x, y)
 
 
 def sklearn_pipeline(c: Candidate, fitted: _Fitted, x: np.ndarray, y: np.ndarray) -> Any:
-    """The chosen form fitted by scikit-learn alone (log transform, StandardScaler,
-    PolynomialFeatures, the selected terms, LinearRegression with the same weights); its
-    ``predict`` gives the transformed target (log y for log maps). A profile map must
-    predict what this pipeline predicts."""
+    """The chosen form fitted by scikit-learn alone (per-sample division and log
+    transform, StandardScaler, PolynomialFeatures, the selected terms, LinearRegression
+    with the same weights); its ``predict`` gives the transformed target (log y for log
+    maps, per sample for per-sample forms). A profile map must predict what this pipeline
+    predicts."""
     from sklearn.linear_model import LinearRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer, PolynomialFeatures, StandardScaler
@@ -341,17 +397,19 @@ def sklearn_pipeline(c: Candidate, fitted: _Fitted, x: np.ndarray, y: np.ndarray
     rows = {tuple(r) for r in fitted.powers.tolist()}
     columns = [j for j, r in enumerate(full.tolist()) if tuple(r) in rows]
     pipe = Pipeline([
-        ("log", FunctionTransformer(_transform, kw_args={"logs": list(c.log)})),
+        ("log", FunctionTransformer(_transform, kw_args={"logs": list(c.log), "per": c.per,
+                                                          "features": list(c.features)})),
         ("scale", StandardScaler(with_mean=not c.nonneg)),
         ("poly", PolynomialFeatures(degree=c.degree, interaction_only=c.interaction_only,
                                     include_bias=True)),
         ("terms", FunctionTransformer(lambda phi, cols=columns: phi[:, cols])),
         ("linear", LinearRegression(fit_intercept=False, positive=c.nonneg)),
     ])
+    ys = y / _lead(c, x)
     if c.transform == "log":
-        pipe.fit(x, np.log(y))
+        pipe.fit(x, np.log(ys))
     else:
-        pipe.fit(x, y, linear__sample_weight=1.0 / y ** 2)
+        pipe.fit(x, ys, linear__sample_weight=1.0 / ys ** 2)
     return pipe
 
 
@@ -396,15 +454,21 @@ def _collinear(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def _choose(rows: Sequence[Row], family: str, y: np.ndarray, seed: int,
-            only: Sequence[str] | None = None) -> _Choice | None:
+            only: Sequence[str] | None = None, by_sample: bool = True) -> _Choice | None:
+    """The best candidate by cross-validated RMSPE; no per-sample forms with
+    ``by_sample=False`` (power is not proportional to the batch)."""
     sample = _selection_sample(rows, seed)
     rows, y = [rows[i] for i in sample], y[sample]
     names = list(dict.fromkeys(
-        ("macs", "flops", "bytes", "bytes_uncached", *SHAPE_FEATURES.get(family, ("elems_out",)),
+        ("macs", "flops", "bytes", "bytes_uncached", "bytes_act",
+         *SHAPE_FEATURES.get(family, ("elems_out",)),
          *(f for f in GENERIC if f not in ("macs", "flops", "bytes")))))
     table = _matrix(rows, names)
     column = {f: i for i, f in enumerate(names)}
     varying = _informative(table, names)
+    varying.discard("lead")
+    if by_sample and np.ptp(table[:, column["lead"]]) > 0:  # even where batch equals it
+        varying.add("lead")
     groups = [r.config for r in rows]
     work_name = "macs" if family in MAC_FAMILIES and "macs" in varying else "flops"
     if work_name not in varying:
@@ -413,7 +477,7 @@ def _choose(rows: Sequence[Row], family: str, y: np.ndarray, seed: int,
     best: _Choice | None = None
     scores: dict[str, float] = {}
     for c in candidates(family, varying):
-        if only is not None and c.name not in only:
+        if only is not None and c.name not in only and c.form not in only:
             continue
         x = table[:, [column[f] for f in c.features]]
         got = cross_validate(c, x, y, groups, seed, work=work)
@@ -505,7 +569,7 @@ def fit_key(key: str, level: str, family: str, rows: Sequence[Row], seed: int = 
         if len(trows) < MIN_ROWS:
             continue
         y = np.asarray([getattr(r, target) for r in trows])
-        choice = _choose(trows, family, y, seed, only)
+        choice = _choose(trows, family, y, seed, only, by_sample=target != "power_w")
         if choice is None:
             continue
         fmap, _ = final_map(choice.candidate, _matrix(trows, choice.candidate.features), y,
@@ -537,10 +601,10 @@ EXTRAPOLATION_FORMS = ("linear-nonneg", "loglinear-work")
 
 def _extrapolation_map(rows: Sequence[Row], family: str, y: np.ndarray, target: str,
                        seed: int, confidence: float, chosen: _Choice) -> FittedMap | None:
-    if chosen.candidate.name in EXTRAPOLATION_FORMS:
+    if chosen.candidate.form in EXTRAPOLATION_FORMS:
         return None  # the chosen map already extrapolates gracefully
     for name in EXTRAPOLATION_FORMS:
-        choice = _choose(rows, family, y, seed, only=[name])
+        choice = _choose(rows, family, y, seed, only=[name], by_sample=target != "power_w")
         if choice is None:
             continue
         fmap, _ = final_map(choice.candidate, _matrix(rows, choice.candidate.features), y,
