@@ -38,7 +38,8 @@ def per_sample(x: np.ndarray, features: Sequence[str],
     """Rows of ``x`` (columns ``features``) as one sample's, and each row's batch (the
     ``per`` column): the features that grow with the batch (`PER_SAMPLE`) divided by it,
     ``bytes`` with only its ``bytes_act`` part divided (one call reads the weights once,
-    whatever the batch), and the batch column set to 1."""
+    whatever the batch), and the batch column replaced by its inverse: a linear form's
+    term in it is the cost per call, which a batch shares."""
     out = np.array(x, dtype=np.float64)
     names = list(features)
     lead = np.maximum(out[:, names.index(per)], 1.0)
@@ -48,14 +49,16 @@ def per_sample(x: np.ndarray, features: Sequence[str],
             out[:, j] = out[:, j] - act + act / lead
         elif f in PER_SAMPLE:
             out[:, j] = out[:, j] / lead
-    out[:, names.index(per)] = 1.0
+    out[:, names.index(per)] = 1.0 / lead
     return out, lead
 
 
-def auxiliary(features: Sequence[str], per: str) -> list[bool]:
-    """The columns a per-sample map reads but never uses as terms: the batch, and
-    ``bytes_act`` where it only serves to make ``bytes`` one sample's."""
-    return [bool(per) and (f == per or (f == "bytes_act" and "bytes" in features))
+def auxiliary(features: Sequence[str], per: str, transform: str) -> list[bool]:
+    """The columns a per-sample map reads but never uses as terms: ``bytes_act`` where it
+    only serves to make ``bytes`` one sample's, and in log forms the batch (a power of it
+    would let the cost bend in the batch again)."""
+    return [bool(per) and ((f == per and transform == "log")
+                           or (f == "bytes_act" and "bytes" in features))
             for f in features]
 
 

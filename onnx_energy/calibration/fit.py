@@ -95,7 +95,7 @@ class Candidate:
     @property
     def aux(self) -> list[bool]:
         """Columns read but never terms (a per-sample form's batch and bytes_act)."""
-        return auxiliary(self.features, self.per)
+        return auxiliary(self.features, self.per, self.transform)
 
 
 def candidates(family: str, varying: set[str]) -> list[Candidate]:
