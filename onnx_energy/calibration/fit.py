@@ -144,9 +144,10 @@ def candidates(family: str, varying: set[str]) -> list[Candidate]:
 
 
 def _per_sample(c: Candidate) -> Candidate:
-    """The form per sample: the batch dropped, and the columns `profile.per_sample` needs
-    (the batch, bytes_act) appended as auxiliaries."""
-    keep = [i for i, f in enumerate(c.features) if f not in ("batch", "m")]  # lead's factors
+    """The form per sample: the batch feature dropped, and the columns `profile.per_sample`
+    reads appended (bytes_act where bytes is a feature; the batch, a term in 1/B of the
+    linear forms only: `Candidate.aux`)."""
+    keep = [i for i, f in enumerate(c.features) if f != "batch"]
     feats = tuple(c.features[i] for i in keep)
     aux = (("bytes_act",) if "bytes" in feats else ()) + ("lead",)
     return dataclasses.replace(
