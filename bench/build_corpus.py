@@ -192,30 +192,27 @@ def hf_references(name: str, model: Any) -> dict[str, int]:
             past = model(past_ids, use_cache=True).past_key_values
             refs["decode"] = flop_macs(lambda: model(one, past_key_values=past, use_cache=True))
         elif name == "t5":
-            enc = model.get_encoder()
-            refs["encoder"] = flop_macs(lambda: enc(ids))
-            hidden = enc(ids).last_hidden_state
-            refs["decoder"] = flop_macs(lambda: model(encoder_outputs=(hidden,),
-                                                      decoder_input_ids=past_ids,
-                                                      use_cache=True))
-            past = model(encoder_outputs=(hidden,), decoder_input_ids=past_ids,
-                         use_cache=True).past_key_values
-            refs["decoder_with_past"] = flop_macs(lambda: model(
-                encoder_outputs=(hidden,), decoder_input_ids=one, past_key_values=past,
-                use_cache=True))
+            refs.update(encoder_decoder_references(model, ids, past_ids, one))
         elif name == "whisper":
-            feats = torch.zeros(1, 80, 3000)
-            enc = model.get_encoder()
-            refs["encoder"] = flop_macs(lambda: enc(feats))
-            hidden = enc(feats).last_hidden_state
-            refs["decoder"] = flop_macs(lambda: model(encoder_outputs=(hidden,),
-                                                      decoder_input_ids=past_ids,
-                                                      use_cache=True))
-            past = model(encoder_outputs=(hidden,), decoder_input_ids=past_ids,
-                         use_cache=True).past_key_values
-            refs["decoder_with_past"] = flop_macs(lambda: model(
-                encoder_outputs=(hidden,), decoder_input_ids=one, past_key_values=past,
-                use_cache=True))
+            refs.update(encoder_decoder_references(model, torch.zeros(1, 80, 3000), past_ids,
+                                                   one))
+    return refs
+
+
+def encoder_decoder_references(model: Any, source: Any, past_ids: Any,
+                               one: Any) -> dict[str, int]:
+    """MACs of an encoder-decoder's encoder on ``source``, its decoder on ``past_ids`` and
+    its decoder step with that past on ``one`` token (optimum's three files)."""
+    enc = model.get_encoder()
+    refs = {"encoder": flop_macs(lambda: enc(source))}
+    hidden = enc(source).last_hidden_state
+    refs["decoder"] = flop_macs(lambda: model(encoder_outputs=(hidden,),
+                                              decoder_input_ids=past_ids, use_cache=True))
+    past = model(encoder_outputs=(hidden,), decoder_input_ids=past_ids,
+                 use_cache=True).past_key_values
+    refs["decoder_with_past"] = flop_macs(lambda: model(
+        encoder_outputs=(hidden,), decoder_input_ids=one, past_key_values=past,
+        use_cache=True))
     return refs
 
 

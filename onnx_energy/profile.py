@@ -25,6 +25,7 @@ import numpy as np
 from .errors import ProfileError
 from .features import PER_SAMPLE
 from .fusion import NO_FUSION, FusionRules
+from .jsonfile import read_json_object
 
 PROFILE_SCHEMA = "onnx-energy/profile/1"
 TARGETS = ("runtime_s", "power_w", "energy_j")
@@ -378,14 +379,4 @@ def _finite(value: Any) -> Any:
 def load_profile(path: str | os.PathLike[str]) -> Profile:
     """Read a profile file."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProfileError(f"cannot read profile {p}: {exc.strerror or exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ProfileError(f"profile {p} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ProfileError(f"profile {p} must be a JSON object")
-    return Profile.from_dict(data, path=str(p))
+    return Profile.from_dict(read_json_object(p, "profile", ProfileError), path=str(p))

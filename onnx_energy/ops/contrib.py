@@ -537,21 +537,22 @@ def padding_moves(f: NodeFacts) -> Cost:
 def ms_causal_conv_with_state(f: NodeFacts) -> Cost:
     """Stateful depthwise causal conv: output (B, C, ...) of dot products of the kernel's
     volume (+ bias), then the optional SiLU; the state shift is movement."""
-    outputs = f.out_numel(0)
     k = math.prod(f.shape(1)[2:]) if len(f.shape(1)) > 2 else f.shape(1)[-1]
-    cost = dot_cost(outputs * k, outputs, outputs if f.has_input(2) else 0)
-    if str(f.attr("activation", "none")).lower() in ("silu", "swish"):
-        cost = cost + bops_cost((SIGMOID + B(mul=1)) * outputs)
-    return cost
+    return _causal_conv(f, k, bias_input=2)
 
 
 @register("VarlenCausalConvWithState", domain=MS)
 def varlen_causal_conv_with_state(f: NodeFacts) -> Cost:
     """Packed tokens (T, C), weight (C, 1, k): T·C dot products of length k (+ bias, input 3),
     then the optional SiLU."""
+    return _causal_conv(f, f.shape(1)[-1], bias_input=3)
+
+
+def _causal_conv(f: NodeFacts, k: int, bias_input: int) -> Cost:
+    """A dot product of length ``k`` per output (+ the bias when input ``bias_input`` is
+    given), then the SiLU the ``activation`` attribute names."""
     outputs = f.out_numel(0)
-    k = f.shape(1)[-1]
-    cost = dot_cost(outputs * k, outputs, outputs if f.has_input(3) else 0)
+    cost = dot_cost(outputs * k, outputs, outputs if f.has_input(bias_input) else 0)
     if str(f.attr("activation", "none")).lower() in ("silu", "swish"):
         cost = cost + bops_cost((SIGMOID + B(mul=1)) * outputs)
     return cost

@@ -21,7 +21,6 @@ Any derived count can be pinned with ``"ops": {"fp32": {"mul": 12000}}`` in the 
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -33,6 +32,7 @@ from typing import Any
 
 from ..errors import TransistorTableError
 from ..graph import Node, TensorInfo
+from ..jsonfile import read_json_object
 from ..ops.quantized import native_dtype_for
 from ..ops.registry import BOP_NAMES, BasicOps
 
@@ -176,17 +176,7 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise TransistorTableError(f"cannot read transistor table {path}: {exc.strerror}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise TransistorTableError(f"transistor table {path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise TransistorTableError(f"transistor table {path} must be a JSON object")
-    return data
+    return read_json_object(path, "transistor table", TransistorTableError)
 
 
 def build_table(data: Mapping[str, Any], source: str = "<dict>") -> TransistorTable:
