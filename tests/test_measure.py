@@ -193,15 +193,16 @@ def test_failed_windows_are_dropped_and_counted(tmp_path: Path) -> None:
     out = tmp_path / "rec.jsonl"
     # reads: 1-2 idle, 3-4 window 0, 5 (fails) window 1, 6-7 window 2
     sensor = FlakySensor({5})
-    # windows long enough that scheduling jitter under a loaded test run stays far below
-    # the 5% the energy check allows
+    # Windows long enough, and tolerances loose enough (1%), that a preemption of a
+    # millisecond between a sensor read and its clock reading on a loaded CI machine
+    # cannot fail the test; a wrong span or a wrong subtraction is off by far more.
     m = measure(tiny_model(), batch_size=2, sensor=sensor, min_window=0.1, repeats=3,
-                idle=0.02, out=out, warmup=2)
+                idle=0.1, out=out, warmup=2)
     assert (m.windows, m.windows_failed) == (2, 1)
     assert "I/O error" in m.failures[0]
-    assert m.power_w == pytest.approx(50.0, rel=1e-3)
-    assert m.idle_power_w == pytest.approx(50.0, rel=1e-3)
-    assert m.energy_dynamic_j == pytest.approx(0.0, abs=1e-3 * m.energy_j)
+    assert m.power_w == pytest.approx(50.0, rel=1e-2)
+    assert m.idle_power_w == pytest.approx(50.0, rel=1e-2)
+    assert m.energy_dynamic_j == pytest.approx(0.0, abs=1e-2 * m.energy_j)
     assert m.energy_j == pytest.approx(50.0 * m.runtime_s, rel=0.05)
     lines = out.read_text().splitlines()
     assert [json.loads(line)["window"] for line in lines] == [0, 2]
