@@ -216,3 +216,61 @@ def test_specs_keep_their_opset_and_output_count():
     assert g.features.values["elems_out"] == 2 * 35 * 60
     assert s.excluded is None and s.features is not None
     assert s.features.values["bytes_out"] == 4 * 2 * 486  # two (1, 2, 243) halves
+
+
+def grouped_conv_record(i, c, o, groups, runtime=1e-3, h=8, kind="op"):
+    rec = conv_record(i, 1, c, o, 3, h, runtime)
+    rec["spec"]["attrs"]["group"] = groups
+    rec["spec"]["inputs"][1] = f32([o, c // groups, 3, 3])
+    rec["kind"] = kind
+    return rec
+
+
+@pytest.mark.parametrize(("c", "o", "groups", "narrow", "unblocked"), [
+    (256, 64, 1, 0.0, False),   # a full tile, blocked channels
+    (250, 64, 1, 0.0, True),    # input channels off the 8-wide block: im2col + SGEMM
+    (3, 64, 1, 0.0, False),     # a stem: NCHWc reads NCHW input directly
+    (256, 8, 1, 3.0, False),    # 8 of 32 outputs in the tile: 3 MACs wasted per MAC
+    (64, 64, 4, 1.0, False),    # 16 outputs per group; 16 inputs per group, blocked
+    (96, 96, 8, 32 / 12 - 1, True),  # 12 inputs per group
+])
+def test_conv_features_say_what_the_kernel_wastes(c, o, groups, narrow, unblocked):
+    row = rows_from_records([grouped_conv_record(0, c, o, groups)])[0]
+    v = row.features.values
+    assert v["macs_narrow"] == pytest.approx(narrow * v["macs"])
+    assert v["macs_unblocked"] == (v["macs"] if unblocked else 0.0)
+    # a spec measured alone: its activations are what it reorders; in a network, nothing
+    assert v["bytes_isolated"] == v["bytes_act"] > 0
+
+
+def test_the_waste_corrections_are_terms_of_the_linear_forms_only():
+    varying = {"macs", "macs_narrow", "macs_unblocked", "bytes", "bytes_isolated", "c_out"}
+    by = {c.name: c for c in candidates("conv", varying)}
+    assert by["linear-nonneg"].features == ("macs", "macs_narrow", "macs_unblocked", "bytes")
+    assert "macs_narrow" not in by["loglinear-work"].features
+    # bytes_isolated only where lone and in-network rows can be told apart
+    assert "bytes_isolated" not in by["linear-work"].features
+    by = {c.name: c for c in candidates("conv", varying | {"isolated"})}
+    assert by["linear-work"].features == ("macs", "macs_narrow", "macs_unblocked", "bytes",
+                                          "bytes_isolated", "isolated")
+
+
+def test_a_fit_learns_what_a_narrow_tile_costs():
+    # runtime = 20 ps per MAC plus 10 ps per wasted MAC: narrow convs run at a fraction of
+    # the rate, which a map on MACs and bytes alone cannot follow
+    rng = np.random.default_rng(4)
+    records = []
+    for i in range(60):
+        c, o = 8 * int(rng.integers(1, 40)), int(rng.choice([8, 16, 24, 32, 64, 128]))
+        h = int(rng.integers(6, 30))
+        v = rows_from_records([grouped_conv_record(i, c, o, 1, h=h)])[0].features.values
+        t = 20e-12 * v["macs"] + 10e-12 * v["macs_narrow"]
+        records.append(grouped_conv_record(i, c, o, 1, runtime=t, h=h))
+    km = fit_key("Conv", "kernel", "conv", rows_from_records(records),
+                 only=["linear-nonneg"])
+    fmap = km.runtime
+    assert fmap is not None and "macs_narrow" in fmap.features
+    probe = rows_from_records([grouped_conv_record(99, 64, 8, 1, h=20)])[0].features.values
+    x = np.asarray([[probe[f] for f in fmap.features]])
+    assert fmap.predict(x).y[0] == pytest.approx(
+        20e-12 * probe["macs"] + 10e-12 * probe["macs_narrow"], rel=1e-3)

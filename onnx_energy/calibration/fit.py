@@ -67,6 +67,13 @@ MAX_CV = 0.25
 CONFIDENCE = 0.90
 MAC_FAMILIES = frozenset({"conv", "conv_depthwise", "conv_transpose", "gemm", "gemm_gemv",
                           "attention", "rnn"})
+#: Work the kernel wastes beside the MACs it does (convolutions: an unfilled register tile,
+#: the slower NCHW path; see `features`), each with a cost of its own.
+WORK_CORRECTIONS = ("macs_narrow", "macs_unblocked")
+#: Memory traffic: all bytes, those beyond the last-level cache, and the activations a lone
+#: op (a calibration spec) reorders in and out of onnxruntime's blocked layout, which it
+#: would not inside a network (zero wherever a prediction is made).
+TRAFFIC = ("bytes", "bytes_uncached", "bytes_isolated")
 
 
 @dataclass(frozen=True)
@@ -102,25 +109,33 @@ def candidates(family: str, varying: set[str]) -> list[Candidate]:
     """The candidate forms for a family, over the features that vary in its rows (per
     sample where ``lead``, the batch, is among them)."""
     work = "macs" if family in MAC_FAMILIES and "macs" in varying else "flops"
-    work_feats = tuple(f for f in ((work, "bytes", "bytes_uncached") if family != "movement"
-                                   else ("bytes", "bytes_uncached"))
-                       if f in varying)
+    # bytes_isolated stands for what a lone op pays beyond its cost in a network: it can be
+    # told apart only where both kinds of rows are (else it would take a share of the
+    # bytes' cost that no prediction pays)
+    additive = tuple(f for f in ((work, *WORK_CORRECTIONS, *TRAFFIC) if family != "movement"
+                                 else TRAFFIC)
+                     if f in varying and (f != "bytes_isolated" or "isolated" in varying))
+    # the corrections are costs that add up: terms of the linear forms only (their logs,
+    # zero in most rows, are no shape a log-space form could use)
+    work_feats = tuple(f for f in additive
+                       if f not in WORK_CORRECTIONS and f != "bytes_isolated")
     extra = ("isolated",) if "isolated" in varying else ()
     shape = tuple(f for f in SHAPE_FEATURES.get(family, ("elems_out",))
-                  if f in varying and f not in work_feats)
+                  if f in varying and f not in additive)
     if not work_feats:
-        work_feats = tuple(f for f in ("bytes", "elems_out") if f in varying)[:1]
+        work_feats = additive = tuple(f for f in ("bytes", "elems_out") if f in varying)[:1]
     if not work_feats:
         return []
     base = work_feats + extra
     full = work_feats + shape + extra
+    linear = additive + extra
 
     def logs(feats: tuple[str, ...]) -> tuple[bool, ...]:
         return tuple(f != "isolated" for f in feats)
 
     out = [Candidate("linear-macs", "relative", work_feats[:1], (False,)),
-           Candidate("linear-work", "relative", base, tuple(False for _ in base)),
-           Candidate("linear-nonneg", "relative", work_feats, tuple(False for _ in work_feats),
+           Candidate("linear-work", "relative", linear, tuple(False for _ in linear)),
+           Candidate("linear-nonneg", "relative", additive, tuple(False for _ in additive),
                      nonneg=True),
            Candidate("loglinear-work", "log", base, logs(base)),
            Candidate("poly2-work", "log", base, logs(base), degree=2)]
@@ -461,7 +476,7 @@ def _choose(rows: Sequence[Row], family: str, y: np.ndarray, seed: int,
     sample = _selection_sample(rows, seed)
     rows, y = [rows[i] for i in sample], y[sample]
     names = list(dict.fromkeys(
-        ("macs", "flops", "bytes", "bytes_uncached", "bytes_act",
+        ("macs", *WORK_CORRECTIONS, "flops", *TRAFFIC, "bytes_act",
          *SHAPE_FEATURES.get(family, ("elems_out",)),
          *(f for f in GENERIC if f not in ("macs", "flops", "bytes")))))
     table = _matrix(rows, names)
