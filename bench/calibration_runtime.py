@@ -13,6 +13,11 @@ run first (into ``--workdir``). Prints per model the measured and predicted runt
 error, then MAPE and how many are within ±10%; with ``--per-node`` also where the error
 comes from: per op type, measured time (onnxruntime's profiler, each group charged to the
 op type of its main node) against predicted time.
+
+Where the profile recorded the speed probe (`onnx_energy.measure.probe`), the probe is
+timed before every measurement, and each model's error is also shown at the calibration's
+speed (the measurement divided by probe now / probe then): how much of the error is the
+machine's drift between calibrating and measuring rather than the profile's.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import onnx_energy  # noqa: E402
 from onnx_energy.measure.measurement import measure  # noqa: E402
+from onnx_energy.measure.probe import speed_probe  # noqa: E402
 from onnx_energy.profile import load_profile  # noqa: E402
 
 
@@ -79,25 +85,34 @@ def main() -> None:
                         "--out", str(profile_path)], check=True)
         print(f"calibration: {time.perf_counter() - t0:.0f} s -> {profile_path}", flush=True)
     profile = load_profile(profile_path)
+    calibrated = profile.speed_probe_s
+
+    def probe() -> float | None:
+        return speed_probe("cpu", args.threads) if calibrated is not None else None
+
     rows = []
-    earlier: dict[str, float] = {}
+    earlier: dict[str, tuple[float, float | None]] = {}
     for n in range(1, args.passes):  # the extra passes first: only their runtimes are kept
         for e in entries:
             dims, batch = bindings(e)
+            probed = probe()
             got = measure(args.models / e["file"], dims=dims, batch_size=batch,
                           threads=args.threads, sensor="none", min_window=args.min_window,
                           repeats=args.repeats, idle=0)
             assert got.runtime_s is not None
-            earlier[e["name"]] = min(earlier.get(e["name"], math.inf), got.runtime_s)
+            if got.runtime_s < earlier.get(e["name"], (math.inf, None))[0]:
+                earlier[e["name"]] = (got.runtime_s, probed)
             print(f"pass {n}: {e['name']:24s} {got.runtime_s * 1e3:9.3f} ms", flush=True)
     for e in entries:
         path = args.models / e["file"]
         dims, batch = bindings(e)
+        probed = probe()
         m = measure(path, dims=dims, batch_size=batch, threads=args.threads, sensor="none",
                     min_window=args.min_window, repeats=args.repeats, idle=0,
                     per_node=args.per_node)
-        if e["name"] in earlier and earlier[e["name"]] < (m.runtime_s or math.inf):
-            m = dataclasses.replace(m, runtime_s=earlier[e["name"]])
+        if e["name"] in earlier and earlier[e["name"]][0] < (m.runtime_s or math.inf):
+            m = dataclasses.replace(m, runtime_s=earlier[e["name"]][0])
+            probed = earlier[e["name"]][1]
         a = onnx_energy.analyze(path, dims=dims, batch_size=batch, profile=profile)
         assert a.prediction is not None and m.runtime_s is not None
         predicted = a.prediction.totals.runtime_s
@@ -108,8 +123,15 @@ def main() -> None:
                "in_interval": lo <= m.runtime_s <= hi,
                "fallback_kernels": a.prediction.totals.fallback_kernels,
                "extrapolated_kernels": a.prediction.totals.extrapolated_kernels}
+        drift = ""
+        if probed is not None and calibrated:
+            row["speed_ratio"] = probed / calibrated
+            row["error_at_calibrated_speed"] = (err + 1) * row["speed_ratio"] - 1
+            drift = (f"  (probe ×{row['speed_ratio']:.2f}: "
+                     f"{row['error_at_calibrated_speed'] * 100:+6.1f}% at calibrated speed)")
         print(f"{e['name']:24s} measured {m.runtime_s * 1e3:9.3f} ms (CV {m.runtime_cv or 0:.1%}) "
-              f"predicted {predicted * 1e3:9.3f} ms  error {err * 100:+6.1f}%", flush=True)
+              f"predicted {predicted * 1e3:9.3f} ms  error {err * 100:+6.1f}%{drift}",
+              flush=True)
         if args.per_node and m.nodes is not None:
             row["by_op"] = attribution(a, m)
             for op, (meas, pred) in sorted(row["by_op"].items(), key=lambda kv: -kv[1][0])[:6]:
@@ -120,6 +142,14 @@ def main() -> None:
     print(f"\nMAPE {statistics.fmean(errors) * 100:.1f}% over {len(rows)} models; "
           f"{within}/{len(rows)} within ±10%; "
           f"{sum(r['in_interval'] for r in rows)}/{len(rows)} inside their interval")
+    adjusted = [abs(r["error_at_calibrated_speed"]) for r in rows
+                if "error_at_calibrated_speed" in r]
+    if adjusted:
+        ratios = [r["speed_ratio"] for r in rows if "speed_ratio" in r]
+        print(f"at the calibration's speed (speed probe ×{min(ratios):.2f}..×{max(ratios):.2f}"
+              f", median ×{statistics.median(ratios):.2f}): MAPE "
+              f"{statistics.fmean(adjusted) * 100:.1f}%; "
+              f"{sum(1 for x in adjusted if x <= 0.10)}/{len(adjusted)} within ±10%")
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1))
 

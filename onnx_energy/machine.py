@@ -14,6 +14,9 @@ from typing import Any
 
 #: The fingerprint fields that say whether a profile was measured on this kind of machine.
 MATCH_KEYS = ("cpu_model", "machine", "cpu_cores_usable")
+#: The kernel of the speed probe (`measure.probe` times it): how fast this machine runs now,
+#: as profiles and validations write it beside its time.
+PROBE_KERNEL = "MatMul 256x256x256 float32"
 
 
 def _cpuinfo() -> tuple[str | None, int | None]:

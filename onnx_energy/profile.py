@@ -26,6 +26,7 @@ from .errors import ProfileError
 from .features import PER_SAMPLE
 from .fusion import NO_FUSION, FusionRules
 from .jsonfile import read_json_object
+from .machine import PROBE_KERNEL
 
 PROFILE_SCHEMA = "onnx-energy/profile/1"
 TARGETS = ("runtime_s", "power_w", "energy_j")
@@ -286,6 +287,9 @@ class Profile:
     #: Fixed per-inference cost of a session run (input binding, output allocation).
     session_overhead_s: float = 0.0
     session_overhead_j: float | None = None
+    #: Seconds per run of the speed probe (`measure.probe`) while the records were
+    #: measured (their median); None where the records carry none.
+    speed_probe_s: float | None = None
     created: str = ""
     records: list[dict[str, Any]] = field(default_factory=list)
     versions: dict[str, Any] = field(default_factory=dict)
@@ -326,6 +330,8 @@ class Profile:
                 "models": {k: v.to_dict() for k, v in self.models.items()},
                 "records": self.records, "versions": self.versions,
                 "diagnostics": self.diagnostics,
+                **({} if self.speed_probe_s is None else {"speed_probe": {
+                    "kernel": PROBE_KERNEL, "seconds": self.speed_probe_s}}),
                 **({} if self.theoretical is None else {"theoretical": self.theoretical})}
 
     @classmethod
@@ -343,6 +349,7 @@ class Profile:
                 models={k: KeyModels.from_dict(v) for k, v in (d.get("models") or {}).items()},
                 session_overhead_s=float(d.get("session_overhead_s") or 0.0),
                 session_overhead_j=d.get("session_overhead_j"),
+                speed_probe_s=_probe_seconds(d.get("speed_probe")),
                 created=str(d.get("created", "")), records=list(d.get("records") or []),
                 versions=dict(d.get("versions") or {}),
                 diagnostics=dict(d.get("diagnostics") or {}), path=path,
@@ -363,6 +370,15 @@ class Profile:
         except OSError as exc:
             raise ProfileError(f"cannot write profile {target}: {exc.strerror or exc}") from None
         self.path = str(target)
+
+
+def _probe_seconds(block: Any) -> float | None:
+    """The speed probe's seconds from a profile's ``speed_probe`` block: only a probe of
+    the kernel this version times is comparable."""
+    if not isinstance(block, Mapping) or block.get("kernel") != PROBE_KERNEL:
+        return None
+    seconds = block.get("seconds")
+    return float(seconds) if isinstance(seconds, (int, float)) and seconds > 0 else None
 
 
 def _finite(value: Any) -> Any:

@@ -6,6 +6,12 @@ prediction and its interval, with the relative error (predicted / measured - 1).
 per target: MAPE (mean |error|), RMSPE (root mean squared error) and R² of the predictions
 against the measurements (1 - SS_res / SS_tot, from two models up).
 
+Machine drift: where the profile recorded the speed probe (`measure.probe`) while it was
+calibrated, the probe is timed again before each model; ``speed_ratio`` is its time now
+over then (1.12: the machine runs the same kernel 12% slower now), and
+``runtime_error_at_calibrated_speed`` the runtime error with the measurement divided by it,
+the share of the error the profile itself accounts for. The prediction is never rescaled.
+
 Per op type: the predicted kernel time (each kernel's prediction is on its anchor node) and
 the measured time from onnxruntime's per-node profile (`measure.profiling.NodeTiming`, a
 fused group attributed to the op type of the node the prediction anchors it on, or its
@@ -15,17 +21,21 @@ first compute node); kernels onnxruntime inserted are a bucket of their own.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import statistics
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .analysis import Analysis, analyze
 from .errors import UnjudgeableError
+from .machine import PROBE_KERNEL
 from .profile import Profile
 
 VALIDATE_SCHEMA = "onnx-energy/validate/1"
 INSERTED = "(inserted by onnxruntime)"
+#: A speed ratio further than this from 1 is reported as drift.
+DRIFT = 0.05
 #: Op types that are shape bookkeeping, not the compute of a fused group.
 _SHAPE_OPS = frozenset({"Identity", "Constant", "Shape", "Size", "Gather", "Unsqueeze",
                         "Squeeze", "Concat", "Cast", "Slice", "Reshape", "Flatten"})
@@ -70,11 +80,25 @@ class ModelValidation:
     runtime_cv: float | None
     by_op: dict[str, dict[str, float]]
     kernels_time_s: float | None
+    #: The speed probe's time just before this model was measured, and its ratio to the
+    #: calibration's (None where the profile has no probe).
+    probe_s: float | None = None
+    speed_ratio: float | None = None
+
+    @property
+    def error_at_calibrated_speed(self) -> float | None:
+        """The runtime error with the measurement brought back to the calibration's speed."""
+        e = self.runtime.error
+        if e is None or self.speed_ratio is None:
+            return None
+        return (e + 1) * self.speed_ratio - 1
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "name": self.name, "sensor": self.sensor,
                 "runtime_s": self.runtime.to_dict(), "energy_j": self.energy.to_dict(),
                 "runtime_cv": self.runtime_cv, "kernels_time_s": self.kernels_time_s,
+                "speed_probe_s": self.probe_s, "speed_ratio": self.speed_ratio,
+                "runtime_error_at_calibrated_speed": self.error_at_calibrated_speed,
                 "by_op_type": self.by_op}
 
 
@@ -103,12 +127,15 @@ class Validation:
     scores: dict[str, Scores]
     settings: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: ``{"kernel", "calibrated_s", "measured_s", "ratio"}`` (the median over the models),
+    #: where the profile recorded the speed probe; else None.
+    speed_probe: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": VALIDATE_SCHEMA, "profile": self.profile, "settings": self.settings,
                 "models": [m.to_dict() for m in self.models],
                 "scores": {k: v.to_dict() for k, v in self.scores.items()},
-                "warnings": self.warnings}
+                "speed_probe": self.speed_probe, "warnings": self.warnings}
 
 
 def scores(pairs: Sequence[tuple[float, float]], inside: int = 0) -> Scores:
@@ -161,16 +188,24 @@ def validate_models(models: Sequence[str], profile: Profile, *,
                     dims: Mapping[str, int] | None = None, batch_size: int | None = None,
                     provider: str | None = None, threads: int | None = None,
                     sensor: str = "auto", min_window: float = 0.5, repeats: int = 3,
-                    per_node: bool = True, progress: Any = None) -> Validation:
+                    per_node: bool = True, progress: Any = None,
+                    probe: Callable[[], float] | None = None) -> Validation:
     """Measure and predict each model with ``profile`` (provider and threads default to the
-    profile's, so the measurement runs as the calibration did)."""
+    profile's, so the measurement runs as the calibration did). ``probe`` times the speed
+    probe (default: `measure.probe.speed_probe` with the same provider and threads, where
+    the profile recorded one)."""
     from .measure import measure
+    from .measure.probe import speed_probe
 
     provider = provider or profile.provider or "cpu"
     threads = threads or profile.threads or 1
     if profile.kind == "theoretical" and sensor == "none":
         raise UnjudgeableError("the theoretical profile predicts energy only, and --sensor "
                                "none measures none: there is nothing to compare")
+    calibrated = profile.speed_probe_s if profile.provider in (None, provider) else None
+    if calibrated is not None and probe is None:
+        def probe() -> float:
+            return speed_probe(provider, threads)
     out: list[ModelValidation] = []
     warnings: list[str] = []
     info = None
@@ -180,6 +215,7 @@ def validate_models(models: Sequence[str], profile: Profile, *,
         assert pred is not None
         info = pred.profile
         warnings += [f"{Path(model).stem}: {w}" for w in pred.warnings]
+        probe_s = probe() if calibrated is not None and probe is not None else None
         m = measure(model, provider=provider, threads=threads, dims=dims,
                     batch_size=batch_size, sensor=sensor, min_window=min_window,
                     repeats=repeats, per_node=per_node, progress=progress)
@@ -191,8 +227,10 @@ def validate_models(models: Sequence[str], profile: Profile, *,
                               m.energy_note if m.energy_j is None else
                               None if t.energy_j is not None
                               else "the profile predicts no energy")
-        out.append(ModelValidation(model, Path(model).stem, runtime, energy, m.sensor,
-                                   m.runtime_cv, op_breakdown(a, m.nodes), m.nodes_time_s))
+        out.append(ModelValidation(
+            model, Path(model).stem, runtime, energy, m.sensor, m.runtime_cv,
+            op_breakdown(a, m.nodes), m.nodes_time_s, probe_s,
+            None if probe_s is None or calibrated is None else probe_s / calibrated))
     result: dict[str, Scores] = {}
     for key in ("runtime", "energy"):
         targets = [getattr(mv, key) for mv in out]
@@ -202,7 +240,24 @@ def validate_models(models: Sequence[str], profile: Profile, *,
     if result["runtime"].n == 0 and result["energy"].n == 0:
         warnings.append("nothing was both measured and predicted: a profile with runtime "
                         "maps, or an energy sensor, is needed")
+    speed = _speed(out, calibrated)
+    if speed is not None and abs(speed["ratio"] - 1) > DRIFT:
+        warnings.append(
+            f"the speed probe ({speed['kernel']}) ran {abs(speed['ratio'] - 1):.0%} "
+            f"{'slower' if speed['ratio'] > 1 else 'faster'} than while the profile was "
+            "calibrated: about that much of each runtime error is the machine's drift, not "
+            "the profile's (runtime_error_at_calibrated_speed removes it)")
     settings = {"provider": provider, "threads": threads, "sensor": sensor,
                 "min_window_s": min_window, "repeats": repeats,
                 "dims": dict(dims or {}), "batch_size": batch_size}
-    return Validation(info, out, result, settings, warnings)
+    return Validation(info, out, result, settings, warnings, speed)
+
+
+def _speed(models: Sequence[ModelValidation],
+           calibrated: float | None) -> dict[str, Any] | None:
+    times = sorted(m.probe_s for m in models if m.probe_s is not None)
+    if calibrated is None or not times:
+        return None
+    now = statistics.median(times)
+    return {"kernel": PROBE_KERNEL, "calibrated_s": calibrated, "measured_s": now,
+            "ratio": now / calibrated}

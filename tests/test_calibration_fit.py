@@ -171,6 +171,30 @@ def test_fit_profile_writes_a_profile_that_predicts(tmp_path: Path):
     assert again.to_dict() == profile.to_dict() | {"schema": "onnx-energy/profile/1"}
 
 
+def test_the_profile_keeps_the_median_speed_probe_of_its_records(tmp_path: Path):
+    from onnx_energy.render.prediction import render_profile
+
+    records = tmp_path / "r.jsonl"
+    recs = law_records(n=40)
+    for i, r in enumerate(recs[:30]):
+        r["probe_s"] = 1e-3 * (1 + i % 3)  # 10 each of 1, 2 and 3 ms
+    records.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    profile = fit_profile([records])
+    assert profile.speed_probe_s == pytest.approx(2e-3)
+    assert profile.diagnostics["records_with_speed_probe"] == 30
+    out = tmp_path / "p.json"
+    profile.save(out)
+    saved = json.loads(out.read_text())["speed_probe"]
+    assert saved == {"kernel": "MatMul 256x256x256 float32", "seconds": 2e-3}
+    assert load_profile(out).speed_probe_s == pytest.approx(2e-3)
+    assert "speed     probe 2 ms per run" in render_profile(load_profile(out))
+    # another kernel's probe is no comparison: read as none
+    d = json.loads(out.read_text())
+    d["speed_probe"]["kernel"] = "MatMul 128x128x128 float32"
+    out.write_text(json.dumps(d))
+    assert load_profile(out).speed_probe_s is None
+
+
 def test_unusable_records_are_an_error_naming_why(tmp_path: Path):
     records = tmp_path / "r.jsonl"
     bad = [dict(r, spec={"op_type": "NoSuchOp", "domain": "", "attrs": {}, "inputs": []})

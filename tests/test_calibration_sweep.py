@@ -326,3 +326,44 @@ def test_cli_ctrl_c_says_how_to_resume_and_exits_130(
     assert code == 130 and o == ""
     assert "measured 1 of 3 items" in e and "2 left for the next run" in e
     assert "Run the same command again to resume" in e and str(tmp_path) in e
+
+
+def test_records_carry_the_latest_speed_probe(tmp_path: Path) -> None:
+    from onnx_energy.calibration.sweep import PROBE_EVERY_S
+
+    clock = FakeClock(step=PROBE_EVERY_S / 2)  # every measure() call takes 15 fake seconds
+    probes = iter([1e-3, 2e-3, 3e-3, 4e-3])
+    taken: list[float] = []
+
+    def probe() -> float:
+        taken.append(clock.now)
+        return next(probes)
+
+    items = plan(_specs(3), [])
+    Sweep(items, tmp_path / "r.jsonl", FAST, clock=clock, measure_fn=clock.wrap(measure),
+          probe_fn=probe).run()
+    # before the overhead (t=0); the overhead's 3 calls take 45 s, so again before the
+    # first spec (t=45); each spec takes 15 s: again before the third (t=75)
+    assert taken == [0.0, 45.0, 75.0]
+    by_item: dict[str, set] = {}
+    for r in read_records(tmp_path / "r.jsonl").records:
+        by_item.setdefault(r["item"], set()).add(r["probe_s"])
+    assert by_item[OVERHEAD_KEY] == {1e-3}
+    assert [by_item[i.key] for i in items[1:]] == [{2e-3}, {2e-3}, {3e-3}]
+
+
+def test_the_speed_probe_is_a_matmul_timed_here() -> None:
+    import numpy as np
+    import onnxruntime as ort
+
+    from onnx_energy.measure.probe import median_probe, probe_model, speed_probe
+
+    model = probe_model()
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.eye(256, dtype=np.float32)
+    w = np.frombuffer(model.graph.initializer[0].raw_data, dtype=np.float32).reshape(256, 256)
+    assert np.allclose(sess.run(None, {"x": x})[0], w)  # I @ w
+    t = speed_probe(window=0.02, repeats=2)
+    assert 1e-6 < t < 0.1  # 33.6 MFLOP: microseconds to milliseconds on any CPU
+    assert median_probe([{"probe_s": 3.0}, {"probe_s": 1.0}, {"probe_s": 2.0}, {}]) == (2.0, 3)
+    assert median_probe([{"runtime_s": 1.0}]) == (None, 0)

@@ -106,3 +106,48 @@ def test_theoretical_without_a_sensor_has_nothing_to_compare(capsys, tmp_path):
     code = main(["validate", "--profile", "theoretical", model, "--sensor", "none"])
     _, err = capsys.readouterr()
     assert code == 3 and "nothing to compare" in err
+
+
+def test_drift_of_the_speed_probe_is_reported_never_applied(tmp_path):
+    from onnx_energy.profile import load_profile
+    from onnx_energy.render.validate import render_table
+    from onnx_energy.validate import validate_models
+
+    model, path = files(tmp_path)
+    profile = load_profile(path)
+    profile.speed_probe_s = 1e-3
+    times = iter([1.25e-3])  # the probe runs 25% slower than while calibrating
+    v = validate_models([model], profile, sensor="none", min_window=0.05, repeats=1,
+                        per_node=False, probe=lambda: next(times))
+    m = v.models[0]
+    assert m.probe_s == 1.25e-3 and m.speed_ratio == pytest.approx(1.25)
+    # the prediction is the profile's, whatever the drift; the adjusted error divides the
+    # measurement by the ratio
+    assert m.runtime.predicted == pytest.approx(
+        validate_models([model], load_profile(path), sensor="none", min_window=0.05,
+                        repeats=1, per_node=False).models[0].runtime.predicted)
+    assert m.error_at_calibrated_speed == pytest.approx(
+        m.runtime.predicted / (m.runtime.measured / 1.25) - 1)
+    assert v.speed_probe == {"kernel": "MatMul 256x256x256 float32", "calibrated_s": 1e-3,
+                             "measured_s": 1.25e-3, "ratio": pytest.approx(1.25)}
+    assert any("25% slower" in w for w in v.warnings)
+    d = v.to_dict()
+    assert d["models"][0]["speed_ratio"] == pytest.approx(1.25)
+    assert "speed probe: 1.25 ms per run now, 1 ms while calibrating (×1.25)" in \
+        render_table(v)
+
+
+def test_a_profile_without_a_probe_is_validated_without_one(tmp_path):
+    from onnx_energy.profile import load_profile
+    from onnx_energy.validate import validate_models
+
+    model, path = files(tmp_path)
+
+    def probe() -> float:
+        raise AssertionError("no probe to compare with: it must not run")
+
+    v = validate_models([model], load_profile(path), sensor="none", min_window=0.05,
+                        repeats=1, per_node=False, probe=probe)
+    assert v.speed_probe is None and v.models[0].speed_ratio is None
+    assert v.models[0].error_at_calibrated_speed is None
+    assert v.models[0].runtime.error is not None

@@ -45,6 +45,7 @@ from .. import __version__
 from ..errors import FitError
 from ..features import GENERIC, SHAPE_FEATURES
 from ..fusion import NO_FUSION, FusionRules, Pattern, default_rules
+from ..measure.probe import median_probe
 from ..measure.records import read_records
 from ..profile import (
     FittedMap,
@@ -734,6 +735,7 @@ def fit_profile(record_paths: Sequence[str | os.PathLike[str]], *,
                        f"(need {MIN_ROWS}; have {have})")
     fusion = _fusion_rules(runner, provider or _common(records, "provider"), records)
     overhead = _session_overhead(records)
+    probe_s, probed = median_probe(records)
     excluded = Counter(r.excluded.split(":")[0] for r in rows if r.excluded)
     return Profile(
         name=name or _default_name(hardware, provider or _common(records, "provider"),
@@ -743,7 +745,7 @@ def fit_profile(record_paths: Sequence[str | os.PathLike[str]], *,
         provider=provider or _common(records, "provider"),
         threads=threads if threads is not None else _common(records, "threads"),
         sensor=the_sensor, runner=runner, hardware=hardware, confidence=confidence,
-        fusion=fusion, models=models, session_overhead_s=overhead,
+        fusion=fusion, models=models, session_overhead_s=overhead, speed_probe_s=probe_s,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         records=sources, versions=_versions(),
         diagnostics={"rows": len(rows), "usable_rows": len(usable),
@@ -752,7 +754,8 @@ def fit_profile(record_paths: Sequence[str | os.PathLike[str]], *,
                      "runners": dict(runners), "sensors": dict(sensors),
                      "rows_by_family": dict(Counter(r.features.family  # type: ignore[union-attr]
                                                     for r in usable)),
-                     "rows_by_kind": dict(Counter(r.kind for r in usable))})
+                     "rows_by_kind": dict(Counter(r.kind for r in usable)),
+                     "records_with_speed_probe": probed})
 
 
 def _rows_id(rows: Sequence[Row]) -> str:

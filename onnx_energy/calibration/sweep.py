@@ -19,6 +19,10 @@ budget cut leaves some of every family. Before each item the sweep checks that i
 expected time (the mean of the items of its kind measured so far) still fits the budget;
 items that do not fit are left for the next run. Ctrl-C stops the sweep: every record of a
 finished item is on disk (each is fsynced), the item in progress is measured again next time.
+
+With a speed probe (`measure.probe`), the sweep times it before its first item and again
+whenever `PROBE_EVERY_S` have passed, and stamps each record with the latest time
+(``probe_s``): the profile keeps their median, the machine's speed while it was calibrated.
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ from .specs import FAMILIES, OpSpec
 OVERHEAD_KEY = "session-overhead"
 #: Prior time estimates per item kind (seconds), before any item of the kind was measured.
 PRIOR_S = {"overhead": 1.5, "op": 0.6, "network": 5.0}
+#: Seconds between two timings of the speed probe (each about 0.4 s: 1% of a sweep).
+PROBE_EVERY_S = 30.0
 
 
 @dataclass
@@ -246,7 +252,8 @@ class Sweep:
                  settings: Settings | None = None, *, sensor: str | Sensor = "none",
                  budget_s: float | None = None, clock: Clock = time.monotonic,
                  measure_fn: MeasureFn = measure,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None,
+                 probe_fn: Callable[[], float] | None = None) -> None:
         self.items = list(items)
         self.records = Path(records)
         self.settings = settings or Settings()
@@ -255,6 +262,8 @@ class Sweep:
         self.clock = clock
         self.measure = measure_fn
         self.say = progress or (lambda _msg: None)
+        self.probe = probe_fn
+        self._probed: tuple[float, float] | None = None  # (when, seconds per probe run)
         self._times: dict[tuple[str, str], list[float]] = defaultdict(list)
 
     # ------------------------------------------------------------------ resume
@@ -320,6 +329,7 @@ class Sweep:
             self.say(self._progress(n, todo, elapsed, item))
             t0 = self.clock()
             try:
+                self._probe_if_due()
                 if item.kind == "overhead":
                     result.overheads = self._measure_overhead(sensor)
                 elif item.kind == "op":
@@ -351,6 +361,17 @@ class Sweep:
         return (f"[{n + 1}/{len(todo)}] {item.family}: {item.label} · "
                 f"{_clock_text(elapsed)} elapsed · ETA {_clock_text(remaining)}")
 
+    def _probe_if_due(self) -> None:
+        if self.probe is None:
+            return
+        now = self.clock()
+        if self._probed is None or now - self._probed[0] >= PROBE_EVERY_S:
+            self._probed = (now, self.probe())
+
+    def _stamp(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Record fields with the latest speed probe, where one was timed."""
+        return fields if self._probed is None else {**fields, "probe_s": self._probed[1]}
+
     def _common(self, sensor: Sensor) -> dict[str, Any]:
         s = self.settings
         return {"provider": s.provider, "threads": s.threads, "device": s.device,
@@ -361,7 +382,7 @@ class Sweep:
         (one_name, one_model), (chain_name, chain_model) = overhead_models()
         common = {**self._common(sensor), "min_window": s.overhead_window,
                   "repeats": s.overhead_repeats, "warmup": 1000, "idle": 0,
-                  "record_fields": {"item": OVERHEAD_KEY}}
+                  "record_fields": self._stamp({"item": OVERHEAD_KEY})}
         one = self.measure(one_model, model_name=one_name, **common)
         assert one.runtime_s is not None  # every window of a sensorless run counts
         last = {"item_complete": True}
@@ -393,7 +414,7 @@ class Sweep:
         self.measure(build_model(item.spec), **self._common(sensor), spec=item.spec.to_json(),
                      min_window=s.op_window, repeats=s.op_repeats, warmup=s.op_warmup,
                      idle=s.op_window if sensor.name != "none" else 0,
-                     record_fields={"item": item.key},
+                     record_fields=self._stamp({"item": item.key}),
                      last_record_fields={"item_complete": True})
 
     def _measure_network(self, item: Item, sensor: Sensor, overheads: Overheads) -> None:
@@ -410,9 +431,10 @@ class Sweep:
                          min_window=s.net_window, repeats=s.net_repeats, warmup=s.net_warmup,
                          idle=s.net_window if sensor.name != "none" else 0, per_node=True,
                          overheads=overheads, model_name=name,
-                         record_fields={"item": item.key})
-        self._write(group_records(m, model, name=name, item=item.key, sensor=sensor,
-                                  hardware=self._hardware, dims=dims, batch_size=batch))
+                         record_fields=self._stamp({"item": item.key}))
+        groups = group_records(m, model, name=name, item=item.key, sensor=sensor,
+                               hardware=self._hardware, dims=dims, batch_size=batch)
+        self._write([self._stamp(g) for g in groups])
 
 
 def _overhead_from_records(records: Iterable[dict[str, Any]]) -> Overheads | None:

@@ -118,9 +118,12 @@ def run_command(dims: dict[str, int], batch_size: int | None, provider: str, thr
     Resumes from the record file: what it already holds for this provider, thread count
     and sensor is not measured again. Ctrl-C keeps every finished measurement.
     """
+    import functools
+
     from ..calibration import networks as nets
     from ..calibration import specs as sp
     from ..calibration import sweep as sw
+    from ..measure.probe import speed_probe
 
     record_path = Path(records) if records else default_records(out)
     settings = sw.Settings(provider=provider, threads=threads, device=device, seed=seed,
@@ -148,7 +151,9 @@ def run_command(dims: dict[str, int], batch_size: int | None, provider: str, thr
                    f"{sum(mined.skipped.values())} without a family left out)", err=True)
     try:
         result = sw.Sweep(items, record_path, settings, sensor=sensor, budget_s=budget,
-                          progress=line).run()
+                          progress=line, probe_fn=functools.partial(
+                              speed_probe, settings.provider, settings.threads,
+                              settings.device)).run()
     finally:
         line.clear()
     click.echo(_summary(result), err=True)

@@ -6,6 +6,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..machine import PROBE_KERNEL
 from .json import dumps
 from .table import Column, layout, middle
 from .units import si
@@ -199,6 +200,9 @@ def render_profile(profile: Profile, top: int | None = None) -> str:
                      + (f", GPU {hw['gpu_name']}" if hw.get("gpu_name") else ""))
     lines.append(f"created   {profile.created or '?'}; confidence {profile.confidence:.0%}; "
                  f"session overhead {si(profile.session_overhead_s, 's', sig=3)}")
+    if profile.speed_probe_s is not None:
+        lines.append(f"speed     probe {si(profile.speed_probe_s, 's', sig=3)} per run "
+                     f"({PROBE_KERNEL}, the median while calibrating)")
     fusion = profile.fusion
     observed = sum(1 for p in fusion.patterns if p.source == "observed")
     lines.append(f"fusion    {len(fusion.patterns)} pattern(s) ({observed} added from the "

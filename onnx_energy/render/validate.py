@@ -64,6 +64,8 @@ def render_table(v: Validation) -> str:
             lines.extend(textwrap.wrap(f"({key}: {n})", 98, initial_indent="  ",
                                        subsequent_indent="   "))
         lines.append(f"{key} overall: {_score(v.scores[key])}")
+        if key == "runtime" and v.speed_probe is not None:
+            lines.append(_drift(v))
         lines.append("")
     for m in v.models:
         if not m.by_op:
@@ -84,6 +86,17 @@ def render_table(v: Validation) -> str:
     for w in dict.fromkeys(v.warnings):
         lines.append(f"note: {w}")
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _drift(v: Validation) -> str:
+    sp = v.speed_probe or {}
+    adjusted = [e for e in (m.error_at_calibrated_speed for m in v.models) if e is not None]
+    line = (f"speed probe: {si(sp['measured_s'], 's', sig=3)} per run now, "
+            f"{si(sp['calibrated_s'], 's', sig=3)} while calibrating (×{sp['ratio']:.2f})")
+    if adjusted:
+        mape = sum(abs(e) for e in adjusted) / len(adjusted)
+        line += f"; runtime MAPE at the calibrated speed {mape * 100:.1f}%"
+    return line
 
 
 #: ``--format`` name -> renderer of the whole output text (ending with a newline).
