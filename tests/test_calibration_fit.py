@@ -277,6 +277,25 @@ def test_the_waste_corrections_are_terms_of_the_linear_forms_only():
     by = {c.name: c for c in candidates("conv", varying | {"isolated"})}
     assert by["linear-work"].features == ("macs", "macs_narrow", "macs_unblocked", "bytes",
                                           "bytes_isolated", "isolated")
+    # and only for the ops onnxruntime reorders into its blocked layout: a copy costs its
+    # bytes inside a network as much as alone
+    by = {c.name: c for c in candidates("movement", {"bytes", "bytes_isolated", "isolated"})}
+    assert by["linear-nonneg"].features == ("bytes",)
+    assert by["linear-work"].features == ("bytes", "isolated")
+
+
+def test_views_are_a_family_apart_from_copies():
+    from onnx_energy.features import GroupFeatures, family_of
+
+    # Reshape and its kin alias their input; Transpose, Concat and Cast copy every byte
+    assert [family_of(k, "movement") for k in ("Reshape", "Flatten", "Squeeze",
+                                               "Unsqueeze", "Identity")] == ["view"] * 5
+    assert [family_of(k, "movement") for k in ("Transpose", "Concat", "Cast")] == \
+        ["movement"] * 3
+    assert GroupFeatures("Reshape", "view", {}).keys() == ("Reshape", "view", "generic")
+    assert GroupFeatures("Cast", "movement", {}).keys() == ("Cast", "movement", "generic")
+    by = {c.name: c for c in candidates("view", {"bytes", "flops", "macs"})}
+    assert by["linear-nonneg"].features == ("bytes",)  # priced on bytes, never on work
 
 
 def test_a_fit_learns_what_a_narrow_tile_costs():

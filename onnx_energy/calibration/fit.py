@@ -68,6 +68,11 @@ MAX_CV = 0.25
 CONFIDENCE = 0.90
 MAC_FAMILIES = frozenset({"conv", "conv_depthwise", "conv_transpose", "gemm", "gemm_gemv",
                           "attention", "rnn"})
+#: Families whose ops onnxruntime's CPU provider runs in its blocked (NCHWc) layout: alone,
+#: each reorders its input into it and its output back (see TRAFFIC).
+REORDERED_FAMILIES = ("conv", "conv_depthwise", "pool", "global_pool")
+#: Families that compute nothing: copies (`movement`) and views (`view`), priced on bytes.
+DATA_FAMILIES = ("movement", "view")
 #: Work the kernel wastes beside the MACs it does (convolutions: an unfilled register tile,
 #: the slower NCHW path; see `features`), each with a cost of its own.
 WORK_CORRECTIONS = ("macs_narrow", "macs_unblocked")
@@ -110,12 +115,14 @@ def candidates(family: str, varying: set[str]) -> list[Candidate]:
     """The candidate forms for a family, over the features that vary in its rows (per
     sample where ``lead``, the batch, is among them)."""
     work = "macs" if family in MAC_FAMILIES and "macs" in varying else "flops"
-    # bytes_isolated stands for what a lone op pays beyond its cost in a network: it can be
-    # told apart only where both kinds of rows are (else it would take a share of the
-    # bytes' cost that no prediction pays)
-    additive = tuple(f for f in ((work, *WORK_CORRECTIONS, *TRAFFIC) if family != "movement"
-                                 else TRAFFIC)
-                     if f in varying and (f != "bytes_isolated" or "isolated" in varying))
+    # bytes_isolated stands for the layout reorders a lone op pays and a network does not:
+    # a term only for the ops onnxruntime runs in its blocked layout, and only where both
+    # kinds of rows are (else it would take a share of the bytes' cost that no prediction
+    # pays: with it, the movement map priced every copy inside a network at nothing)
+    additive = tuple(f for f in ((work, *WORK_CORRECTIONS, *TRAFFIC)
+                                 if family not in DATA_FAMILIES else TRAFFIC)
+                     if f in varying and (f != "bytes_isolated" or (
+                         "isolated" in varying and family in REORDERED_FAMILIES)))
     # the corrections are costs that add up: terms of the linear forms only (their logs,
     # zero in most rows, are no shape a log-space form could use)
     work_feats = tuple(f for f in additive

@@ -8,6 +8,7 @@ Used by ``onnx-energy measure``, by calibration sweeps and by ``validate``:
 - `records`: the crash-safe JSON-lines record store and its schema;
 - `profiling`: onnxruntime's per-kernel profile mapped back to graph nodes;
 - `fingerprint`: which machine and software produced a measurement;
+- `probe`: the speed probe, one fixed kernel timed beside calibrations and validations;
 - `measurement`: `measure()` and its result, `Measurement`;
 - `meter`: `EnergyMeter` and `measure_energy`, the same sensors around any code.
 
