@@ -196,6 +196,12 @@ def group_features(members: Sequence[NodeCost], lowered: Sequence[Lowered | None
     values["bytes_act"] = values["bytes"] - float(
         sum(_nbytes(t) for name, t in ins.items() if name in weights))
     values["bytes_isolated"] = values["bytes_act"] if isolated else 0.0
+    if cache_bytes and not isolated and values["bytes"] <= cache_bytes:
+        # Inside a network a kernel's weights were last read one inference ago, with the
+        # whole model's traffic since: they come from L3 or DRAM, where a lone op timed in
+        # a loop finds them hot in the cache (MobileNetV3's classifier GEMVs: 16 GB/s in
+        # the network, 32 GB/s alone). Beyond the cache both stream (bytes_uncached).
+        values["bytes_cold"] = values["bytes"] - values["bytes_act"]
     if cache_bytes:
         values["bytes_uncached"] = max(0.0, values["bytes"] - float(cache_bytes))
     tos = [low.tos.get("fp32") for low in lowered if low is not None and low.tos]
@@ -292,6 +298,11 @@ def _shape_ints(family: str, m: NodeCost) -> dict[str, int]:
                 k = a[0] if attrs.get("transA", 0) else a[1]
                 return {"m": out[0], "n": out[1], "k": k, "batch": 1}
             k = a[-1] if len(a) > 1 else a[0]
+            if len(b) == 2:
+                # one weight matrix for every leading index of A: a single GEMM of all of
+                # A's rows (a ViT's (197, 1, 768) tokens are 197 rows, not 197 GEMVs)
+                return {"m": math.prod(out[:-1]) if len(out) > 1 else 1, "n": out[-1],
+                        "k": k, "batch": 1}
             rows = out[-2] if len(out) > 1 else 1
             return {"m": rows, "n": out[-1], "k": k,
                     "batch": math.prod(out[:-2]) if len(out) > 2 else 1}

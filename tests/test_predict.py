@@ -251,3 +251,41 @@ def test_the_last_level_cache_is_read_from_sysfs(tmp_path):
         (tmp_path / f"index{i}" / "size").write_text(size + "\n")
     assert cache_bytes(str(tmp_path)) == 32768 * 1024
     assert cache_bytes(str(tmp_path / "missing")) is None
+
+
+def test_weights_a_network_reads_cold_are_a_feature_of_their_own():
+    hardware = dict(machine_fingerprint(), cpu_cache_bytes=10**6)
+    base = profile(hardware=hardware)
+    base.models["Gemm (gemv)"] = KeyModels("Gemm (gemv)", "kernel", "gemm_gemv",
+                                           runtime=linear_map("bytes_cold", 1e-9))
+    a = onnx_energy.analyze(regime_model(), profile=base)
+    fc = a.prediction.nodes[-1]
+    assert fc.runtime_s == pytest.approx(1e-9 * 4 * 5 * 128)  # its weights, not its input
+    # beyond the cache a network's and a lone op's weights both stream: nothing extra
+    small = profile(hardware=dict(machine_fingerprint(), cpu_cache_bytes=1000))
+    small.models["Gemm (gemv)"] = base.models["Gemm (gemv)"]
+    fc = onnx_energy.analyze(regime_model(), profile=small).prediction.nodes[-1]
+    assert fc.runtime_s == pytest.approx(0.0, abs=1e-15)
+
+
+def test_a_matmul_on_one_weight_matrix_is_one_gemm_of_all_its_rows():
+    # (12, 1, 16) tokens times a 16 x 8 weight: one 12-row GEMM (a ViT's attention input),
+    # not twelve one-row GEMVs; a batched product of two activations keeps its batch
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["p"], name="proj"),
+             helper.make_node("Reshape", ["p", "shape"], ["q"], name="heads"),
+             helper.make_node("MatMul", ["q", "k"], ["y"], name="scores")]
+    m = make_model(nodes, [("x", [12, 1, 16], F), ("k", [3, 8, 4], F)], [("y", None, F)],
+                   {"w": weights(16, 8)})
+    m.graph.initializer.append(helper.make_tensor("shape", TensorProto.INT64, [3],
+                                                  [3, 4, 8]))
+    base = profile()
+    base.models["MatMul"] = KeyModels("MatMul", "kernel", "gemm",
+                                      runtime=linear_map("macs", 1e-9))
+    base.models["MatMul (gemv)"] = KeyModels("MatMul (gemv)", "kernel", "gemm_gemv",
+                                             runtime=linear_map("macs", 1e-6))
+    a = onnx_energy.analyze(m, profile=base)
+    by = {n.name: p for n, p in zip(a.nodes, a.prediction.nodes, strict=True)}
+    assert by["proj"].predictor == "MatMul"
+    assert by["proj"].runtime_s == pytest.approx(1e-9 * 12 * 16 * 8)
+    assert by["scores"].predictor == "MatMul (gemv)"  # 3 products of 4 rows each
+    assert by["scores"].runtime_s == pytest.approx(1e-6 * 3 * 4 * 8 * 4)

@@ -76,10 +76,14 @@ DATA_FAMILIES = ("movement", "view")
 #: Work the kernel wastes beside the MACs it does (convolutions: an unfilled register tile,
 #: the slower NCHW path; see `features`), each with a cost of its own.
 WORK_CORRECTIONS = ("macs_narrow", "macs_unblocked")
-#: Memory traffic: all bytes, those beyond the last-level cache, and the activations a lone
-#: op (a calibration spec) reorders in and out of onnxruntime's blocked layout, which it
-#: would not inside a network (zero wherever a prediction is made).
-TRAFFIC = ("bytes", "bytes_uncached", "bytes_isolated")
+#: Memory traffic: all bytes, those beyond the last-level cache, the activations a lone op
+#: (a calibration spec) reorders in and out of onnxruntime's blocked layout, which it would
+#: not inside a network (zero wherever a prediction is made), and the weights a network
+#: reads cold (`features.group_features`).
+TRAFFIC = ("bytes", "bytes_uncached", "bytes_isolated", "bytes_cold")
+#: Families that stream their weights once per call (matrix-vector products): inside a
+#: network those come from L3 or DRAM, where a lone op repeated in a loop finds them hot.
+STREAMING_FAMILIES = ("gemm_gemv",)
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,7 @@ def candidates(family: str, varying: set[str]) -> list[Candidate]:
     """The candidate forms for a family, over the features that vary in its rows (per
     sample where ``lead``, the batch, is among them)."""
     work = "macs" if family in MAC_FAMILIES and "macs" in varying else "flops"
+    # bytes_cold likewise only for weight-streaming ops, where both kinds of rows are.
     # bytes_isolated stands for the layout reorders a lone op pays and a network does not:
     # a term only for the ops onnxruntime runs in its blocked layout, and only where both
     # kinds of rows are (else it would take a share of the bytes' cost that no prediction
@@ -122,7 +127,9 @@ def candidates(family: str, varying: set[str]) -> list[Candidate]:
     additive = tuple(f for f in ((work, *WORK_CORRECTIONS, *TRAFFIC)
                                  if family not in DATA_FAMILIES else TRAFFIC)
                      if f in varying and (f != "bytes_isolated" or (
-                         "isolated" in varying and family in REORDERED_FAMILIES)))
+                         "isolated" in varying and family in REORDERED_FAMILIES))
+                     and (f != "bytes_cold" or ("isolated" in varying
+                                                and family in STREAMING_FAMILIES)))
     # the corrections are costs that add up: terms of the linear forms only (their logs,
     # zero in most rows, are no shape a log-space form could use)
     work_feats = tuple(f for f in additive
