@@ -78,10 +78,10 @@ PER_SAMPLE = frozenset({"flops", "macs", "macs_narrow", "macs_unblocked", "bytes
                         "bytes_isolated", "bytes_out", "bytes_uncached", "elems_in",
                         "elems_out", "tos_fp32", "gemm_n", "channels", "rows"})
 #: Output channels one pass of a CPU convolution kernel computes at once: MLAS's x86 NCHWc
-#: kernels hold up to four 8-wide filter blocks in registers (AVX2), and its SGEMM tiles are
-#: as wide. A convolution with fewer output channels per group reuses each input load for
-#: fewer FMAs and runs at a fraction of the MAC rate (measured here: 17-19 GMAC/s at 8 output
-#: channels against 42-48 at 64 and more, at the same MAC counts).
+#: kernels hold up to four 8-wide filter blocks in registers (AVX2). A convolution with
+#: fewer output channels per group reuses each input load for fewer FMAs and runs at a
+#: fraction of the MAC rate (measured here: 17-19 GMAC/s at 8 output channels against 42-48
+#: at 64 and more, at the same MAC counts).
 CONV_TILE = 32
 #: Channel block of onnxruntime's NCHWc layout on x86 (8 floats with AVX2; 16 with AVX-512,
 #: where a width that is a multiple of 8 only is counted blocked here). Convolutions whose
