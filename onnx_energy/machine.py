@@ -53,10 +53,10 @@ def _read(path: str) -> str | None:
 
 def cache_bytes(root: str = "/sys/devices/system/cpu/cpu0/cache") -> int | None:
     """Size of the largest CPU cache (the last level) from sysfs (Linux), best effort."""
+    units = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
     sizes = []
     for path in Path(root).glob("index*/size"):
         text = _read(str(path)) or ""
-        units = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
         digits, unit = text[:-1], text[-1:].upper()
         if unit in units and digits.isdigit():
             sizes.append(int(digits) * units[unit])

@@ -203,9 +203,7 @@ def validate_models(models: Sequence[str], profile: Profile, *,
         raise UnjudgeableError("the theoretical profile predicts energy only, and --sensor "
                                "none measures none: there is nothing to compare")
     calibrated = profile.speed_probe_s if profile.provider in (None, provider) else None
-    if calibrated is not None and probe is None:
-        def probe() -> float:
-            return speed_probe(provider, threads)
+    timer = None if calibrated is None else probe or (lambda: speed_probe(provider, threads))
     out: list[ModelValidation] = []
     warnings: list[str] = []
     info = None
@@ -215,7 +213,7 @@ def validate_models(models: Sequence[str], profile: Profile, *,
         assert pred is not None
         info = pred.profile
         warnings += [f"{Path(model).stem}: {w}" for w in pred.warnings]
-        probe_s = probe() if calibrated is not None and probe is not None else None
+        probe_s = timer() if timer is not None else None
         m = measure(model, provider=provider, threads=threads, dims=dims,
                     batch_size=batch_size, sensor=sensor, min_window=min_window,
                     repeats=repeats, per_node=per_node, progress=progress)

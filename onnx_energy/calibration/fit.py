@@ -84,6 +84,14 @@ TRAFFIC = ("bytes", "bytes_uncached", "bytes_isolated", "bytes_cold")
 #: Families that stream their weights once per call (matrix-vector products): inside a
 #: network those come from L3 or DRAM, where a lone op repeated in a loop finds them hot.
 STREAMING_FAMILIES = ("gemm_gemv",)
+#: Features that tell a lone op from one inside a network, and the families each applies
+#: to. Each is a term only there, and only where a key has both kinds of rows: elsewhere it
+#: would take a share of the bytes' cost that no prediction pays (bytes_isolated for every
+#: family had the movement map price each copy inside a network at nothing).
+CONTRASTS = {"bytes_isolated": REORDERED_FAMILIES, "bytes_cold": STREAMING_FAMILIES}
+#: Costs that add up, terms of the linear forms only: their logs, zero in most rows, are no
+#: shape a log-space form could use.
+LINEAR_ONLY = (*WORK_CORRECTIONS, "bytes_isolated")
 
 
 @dataclass(frozen=True)
@@ -119,21 +127,10 @@ def candidates(family: str, varying: set[str]) -> list[Candidate]:
     """The candidate forms for a family, over the features that vary in its rows (per
     sample where ``lead``, the batch, is among them)."""
     work = "macs" if family in MAC_FAMILIES and "macs" in varying else "flops"
-    # bytes_cold likewise only for weight-streaming ops, where both kinds of rows are.
-    # bytes_isolated stands for the layout reorders a lone op pays and a network does not:
-    # a term only for the ops onnxruntime runs in its blocked layout, and only where both
-    # kinds of rows are (else it would take a share of the bytes' cost that no prediction
-    # pays: with it, the movement map priced every copy inside a network at nothing)
     additive = tuple(f for f in ((work, *WORK_CORRECTIONS, *TRAFFIC)
                                  if family not in DATA_FAMILIES else TRAFFIC)
-                     if f in varying and (f != "bytes_isolated" or (
-                         "isolated" in varying and family in REORDERED_FAMILIES))
-                     and (f != "bytes_cold" or ("isolated" in varying
-                                                and family in STREAMING_FAMILIES)))
-    # the corrections are costs that add up: terms of the linear forms only (their logs,
-    # zero in most rows, are no shape a log-space form could use)
-    work_feats = tuple(f for f in additive
-                       if f not in WORK_CORRECTIONS and f != "bytes_isolated")
+                     if f in varying and _contrast_applies(f, family, varying))
+    work_feats = tuple(f for f in additive if f not in LINEAR_ONLY)
     extra = ("isolated",) if "isolated" in varying else ()
     shape = tuple(f for f in SHAPE_FEATURES.get(family, ("elems_out",))
                   if f in varying and f not in additive)
@@ -171,6 +168,11 @@ def candidates(family: str, varying: set[str]) -> list[Candidate]:
         # batch 1 and +10% at 256. Where the rows' batch varies, every form is per sample.
         out = [_per_sample(c) for c in out]
     return out
+
+
+def _contrast_applies(feature: str, family: str, varying: set[str]) -> bool:
+    families = CONTRASTS.get(feature)
+    return families is None or ("isolated" in varying and family in families)
 
 
 def _per_sample(c: Candidate) -> Candidate:
@@ -747,16 +749,16 @@ def fit_profile(record_paths: Sequence[str | os.PathLike[str]], *,
         have = dict(Counter(r.features.family for r in usable))  # type: ignore[union-attr]
         raise FitError("no model could be fitted: too few usable rows per op family "
                        f"(need {MIN_ROWS}; have {have})")
-    fusion = _fusion_rules(runner, provider or _common(records, "provider"), records)
+    fusion = _fusion_rules(runner, the_provider, records)
     overhead = _session_overhead(records)
     probe_s, probed = median_probe(records)
     excluded = Counter(r.excluded.split(":")[0] for r in rows if r.excluded)
     return Profile(
-        name=name or _default_name(hardware, provider or _common(records, "provider"),
+        name=name or _default_name(hardware, the_provider,
                                    threads if threads is not None
                                    else _common(records, "threads"), runner),
         kind="calibrated",
-        provider=provider or _common(records, "provider"),
+        provider=the_provider,
         threads=threads if threads is not None else _common(records, "threads"),
         sensor=the_sensor, runner=runner, hardware=hardware, confidence=confidence,
         fusion=fusion, models=models, session_overhead_s=overhead, speed_probe_s=probe_s,

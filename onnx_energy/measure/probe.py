@@ -17,6 +17,8 @@ a convolution's CV fell from 5.0% to 3.1% once divided by the probe; a GEMV's fr
 
 from __future__ import annotations
 
+import math
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -53,23 +55,14 @@ def speed_probe(provider: str = "cpu", threads: int = 1, device: int = 0,
     The fastest, not the median: what disturbs a probe on a shared machine (another
     tenant's burst, the first runs of a fresh process) only ever slows it, and one window
     in six is enough to read the machine's speed of the moment."""
+    from .protocol import warm_up
     from .runner import Runner
 
     runner = Runner(probe_model(), provider=provider, threads=threads, device=device)
-    for _ in range(20):
-        runner.run_once()
-    runner.sync()
-    best = float("inf")
-    for _ in range(repeats):
-        n, t0 = 0, clock()
-        while True:
-            runner.run_once()
-            n += 1
-            if n >= 2 and clock() - t0 >= window:
-                break
-        runner.sync()
-        best = min(best, (clock() - t0) / n)
-    return best
+    warm_up(runner, 20, math.inf, clock)
+    # a window is a warm-up cut by time: as many runs as fit in ``window`` seconds
+    windows = (warm_up(runner, sys.maxsize, window, clock) for _ in range(repeats))
+    return min(seconds / n for n, seconds in windows)
 
 
 def median_probe(records: Iterable[Mapping[str, Any]]) -> tuple[float | None, int]:
